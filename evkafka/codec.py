@@ -1,0 +1,112 @@
+"""Turning bytes into payload types and payloads into bytes, built once per type."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+import pydantic
+
+Decoder = Callable[[bytes], Any]
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """How values are serialised on the wire; one per consumer or producer."""
+
+    content_type: str
+
+    def decoder(self, tp: Any) -> Decoder:
+        """A callable decoding raw bytes straight into `tp`; cached by the codec."""
+        ...
+
+    def decode_any(self, raw: bytes) -> Any:
+        """Decode without a target type (what `await request.json()` returns)."""
+        ...
+
+    def encode(self, obj: Any) -> bytes:
+        """Serialise a payload (bytes and str pass through as raw)."""
+        ...
+
+
+def _identity(raw: bytes) -> bytes:
+    return raw
+
+
+def _utf8(raw: bytes) -> str:
+    return raw.decode("utf-8")
+
+
+def is_pydantic_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, pydantic.BaseModel):
+        return obj.model_dump(mode="json")
+    raise NotImplementedError(f"cannot encode objects of type {type(obj).__name__}")
+
+
+class JsonCodec:
+    """JSON through msgspec (pydantic models through their own JSON validator)."""
+
+    content_type = "application/json"
+
+    def __init__(self) -> None:
+        self._decoders: dict[Any, Decoder] = {}
+        self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
+
+    def decoder(self, tp: Any) -> Decoder:
+        try:
+            return self._decoders[tp]
+        except KeyError:
+            dec = self._decoders[tp] = self._build(tp)
+            return dec
+
+    def _build(self, tp: Any) -> Decoder:
+        if tp is bytes:
+            return _identity
+        if tp is str:
+            return _utf8
+        if is_pydantic_model(tp):
+            return tp.model_validate_json  # type: ignore[no-any-return]
+        try:
+            return msgspec.json.Decoder(tp).decode
+        except TypeError:
+            # Types msgspec cannot build (e.g. containers of pydantic models).
+            return pydantic.TypeAdapter(tp).validate_json
+
+    def decode_any(self, raw: bytes) -> Any:
+        return msgspec.json.decode(raw)
+
+    def encode(self, obj: Any) -> bytes:
+        if isinstance(obj, bytes):
+            return obj
+        if isinstance(obj, str):
+            return obj.encode("utf-8")
+        if isinstance(obj, pydantic.BaseModel):
+            return obj.__pydantic_serializer__.to_json(obj)
+        return self._encoder.encode(obj)
+
+
+def is_supported_payload_type(tp: Any) -> bool:
+    """Whether the JSON codec can decode into `tp` (checked once at registration)."""
+    if tp in (bytes, str, dict, list, Any) or is_pydantic_model(tp):
+        return True
+    if isinstance(tp, type) and (issubclass(tp, msgspec.Struct) or dataclasses.is_dataclass(tp)):
+        return True
+    try:
+        msgspec.json.Decoder(tp)
+        return True
+    except TypeError:
+        try:
+            pydantic.TypeAdapter(tp)
+            return True
+        except Exception:
+            return False
+
+
+#: The codec used when a stack installs none.
+JSON = JsonCodec()

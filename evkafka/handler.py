@@ -1,0 +1,65 @@
+"""Inbound router: event type -> Endpoint, one dict lookup per message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from evkafka.endpoint import Endpoint
+from evkafka.errors import RegistrationError
+from evkafka.message import Message
+
+logger = logging.getLogger("evkafka.handler")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Handler:
+    """Collects inbound endpoints and routes each message to one of them."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, Endpoint] = {}
+
+    def event(
+        self,
+        event_type: str,
+        summary: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function for `event_type`; returns it unchanged."""
+
+        def register(func: F) -> F:
+            self.add_endpoint(Endpoint(event_type, func, summary, description, tags))
+            return func
+
+        return register
+
+    def add_endpoint(self, endpoint: Endpoint) -> None:
+        existing = self.endpoints.get(endpoint.event_type)
+        if existing is not None:
+            raise RegistrationError(
+                f"event {endpoint.event_type!r} already has an endpoint ({existing.name}); "
+                f"cannot register {endpoint.name} for it too"
+            )
+        self.endpoints[endpoint.event_type] = endpoint
+
+    def include_handler(self, other: Handler) -> None:
+        """Copy every endpoint of `other` (with its metadata) into this handler."""
+        for endpoint in other.endpoints.values():
+            self.add_endpoint(endpoint)
+
+    async def __call__(self, message: Message) -> None:
+        endpoint = self.endpoints.get(message.event_type)  # type: ignore[arg-type]
+        if endpoint is None:
+            logger.debug(
+                "skipped %s[%s]@%s: no endpoint for event type %r",
+                message.topic,
+                message.partition,
+                message.offset,
+                message.event_type,
+            )
+            return
+        message.endpoint = endpoint
+        await endpoint(message)

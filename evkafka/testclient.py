@@ -1,0 +1,200 @@
+"""Drive an app's consumers without Kafka, through the real middleware stack."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from evkafka.app import ConsumerSpec, EVKafkaApp
+from evkafka.codec import JSON
+from evkafka.conventions import HeaderConvention
+from evkafka.lifespan import LifespanRunner
+from evkafka.message import Message
+from evkafka.stack import find_convention
+from evkafka.types import MessageApp
+
+
+class InMemoryCommitter:
+    """Records what a consumer engine would commit: (topic, partition) -> next offset."""
+
+    def __init__(self) -> None:
+        self.committed: dict[tuple[str, int], int] = {}
+
+    def mark_done(self, message: Message) -> None:
+        key = (message.topic, message.partition)
+        if message.offset + 1 > self.committed.get(key, 0):
+            self.committed[key] = message.offset + 1
+
+
+class TestClient:
+    """`with TestClient(app) as client: client.send_event(...)`, or `async with` in async tests.
+
+    Each event is encoded, labelled with the consumer's own event-type convention and
+    sent through that consumer's full chain; the endpoint's exception is raised here.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, app: EVKafkaApp, timeout: float = 30.0) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.committers: dict[str, InMemoryCommitter] = {}
+        self._chains: dict[str, MessageApp] = {}
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._lifespan = LifespanRunner(app.lifespan, app)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._async = False
+
+    # -- sending ---------------------------------------------------------
+
+    def send_event(
+        self,
+        topic: str,
+        event: Any,
+        event_type: str,
+        key: bytes | None = None,
+        headers: Mapping[str, bytes] | None = None,
+        partition: int = 0,
+        timestamp_ms: int | None = None,
+        consumer_name: str | None = None,
+    ) -> Any:
+        """Deliver one event and wait for its endpoint (a coroutine under `async with`)."""
+        coro = self._deliver(
+            topic, event, event_type, key, headers, partition, timestamp_ms, consumer_name
+        )
+        if self._async:
+            return coro
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError(
+                "use TestClient as a context manager: `with TestClient(app) as client:`"
+            )
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout)
+        return None
+
+    def _spec(self, name: str | None) -> ConsumerSpec:
+        consumers = self.app.consumers
+        if not consumers:
+            raise AssertionError("the app has no consumers registered")
+        if name is None:
+            if len(consumers) > 1:
+                raise AssertionError(
+                    f"the app has several consumers ({', '.join(consumers)}); "
+                    f"pass consumer_name= to pick one"
+                )
+            return next(iter(consumers.values()))
+        try:
+            return consumers[name]
+        except KeyError:
+            raise AssertionError(
+                f"no consumer named {name!r}; registered: {', '.join(consumers)}"
+            ) from None
+
+    async def _deliver(
+        self,
+        topic: str,
+        event: Any,
+        event_type: str,
+        key: bytes | None,
+        headers: Mapping[str, bytes] | None,
+        partition: int,
+        timestamp_ms: int | None,
+        consumer_name: str | None,
+    ) -> None:
+        spec = self._spec(consumer_name)
+        chain = self._chains.get(spec.name)
+        if chain is None:
+            committer = self.committers[spec.name] = InMemoryCommitter()
+            chain = self._chains[spec.name] = spec.chain(committer)
+        out_headers = list((headers or {}).items())
+        value = None if event is None else JSON.encode(event)
+        convention = find_convention(chain) or HeaderConvention()
+        value = convention.write(event_type, value, out_headers)
+        offset = self._offsets.get((topic, partition), 0)
+        self._offsets[(topic, partition)] = offset + 1
+        message = Message(
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+            tuple(out_headers),
+            timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
+            state=self._lifespan.state,
+            consumer_name=spec.name,
+            group_id=spec.settings.get("group_id"),
+            client_id=spec.settings.get("client_id"),
+        )
+        await chain(message)
+
+    # -- sync context ----------------------------------------------------
+
+    def __enter__(self) -> TestClient:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("inside a running event loop use `async with TestClient(app)`")
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="evkafka-testclient", daemon=True)
+        self._thread.start()
+        ready.wait()
+        self._loop = loop
+        try:
+            asyncio.run_coroutine_threadsafe(self._lifespan.start(), loop).result(self.timeout)
+        except BaseException:
+            self._close_loop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._loop is not None
+        try:
+            asyncio.run_coroutine_threadsafe(self._lifespan.stop(exc), self._loop).result(
+                self.timeout
+            )
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(self.timeout)
+        loop.close()
+
+    # -- async context ---------------------------------------------------
+
+    async def __aenter__(self) -> TestClient:
+        self._async = True
+        await self._lifespan.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._async = False
+        await self._lifespan.stop(exc)
