@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import typing
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -43,6 +43,13 @@ def is_pydantic_model(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
 
 
+def mentions_pydantic(tp: Any) -> bool:
+    """Whether `tp` is or contains a pydantic model (msgspec cannot decode those)."""
+    if is_pydantic_model(tp):
+        return True
+    return any(mentions_pydantic(arg) for arg in typing.get_args(tp))
+
+
 def _enc_hook(obj: Any) -> Any:
     if isinstance(obj, pydantic.BaseModel):
         return obj.model_dump(mode="json")
@@ -72,11 +79,9 @@ class JsonCodec:
             return _utf8
         if is_pydantic_model(tp):
             return tp.model_validate_json  # type: ignore[no-any-return]
-        try:
-            return msgspec.json.Decoder(tp).decode
-        except TypeError:
-            # Types msgspec cannot build (e.g. containers of pydantic models).
+        if mentions_pydantic(tp):
             return pydantic.TypeAdapter(tp).validate_json
+        return msgspec.json.Decoder(tp).decode
 
     def decode_any(self, raw: bytes) -> Any:
         return msgspec.json.decode(raw)
@@ -95,17 +100,15 @@ def is_supported_payload_type(tp: Any) -> bool:
     """Whether the JSON codec can decode into `tp` (checked once at registration)."""
     if tp in (bytes, str, dict, list, Any) or is_pydantic_model(tp):
         return True
-    if isinstance(tp, type) and (issubclass(tp, msgspec.Struct) or dataclasses.is_dataclass(tp)):
-        return True
     try:
-        msgspec.json.Decoder(tp)
-        return True
-    except TypeError:
-        try:
+        if mentions_pydantic(tp):
             pydantic.TypeAdapter(tp)
-            return True
-        except Exception:
-            return False
+        else:
+            # Unlike Decoder(), schema() refuses classes msgspec would need a hook for.
+            msgspec.json.schema(tp)
+    except Exception:
+        return False
+    return True
 
 
 #: The codec used when a stack installs none.

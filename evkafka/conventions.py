@@ -99,7 +99,7 @@ class CloudEventsBinary:
 
 class _Envelope(msgspec.Struct, omit_defaults=True):
     type: str | None = None
-    data: msgspec.Raw | None = None
+    data: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
     data_base64: str | None = None
 
 
@@ -141,7 +141,7 @@ class CloudEventsStructured:
         message.extensions["cloudevents"] = attributes
         if envelope.data_base64 is not None:
             message.value = base64.b64decode(envelope.data_base64)
-        elif envelope.data is not None and bytes(envelope.data) != b"null":
+        elif envelope.data and bytes(envelope.data) != b"null":
             message.value = bytes(envelope.data)
         else:
             message.value = None

@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 
 from evkafka import EVKafkaApp, Handler, Request
-from tests.brokerkit import committed, consumer_config, create_topic, event, produce
+from tests.brokerkit import committed, consumer_config, create_topic, event, produce, unique
 
 
 async def run_until(app: EVKafkaApp, done: asyncio.Event, timeout: float = 30.0) -> None:
@@ -46,3 +46,151 @@ async def test_every_message_handled_once_in_partition_order(bootstrap: str) -> 
     for p, items in seen.items():
         assert items == sorted(items), f"partition {p} out of order"
     assert await committed(bootstrap, config["group_id"], topic, 4) == {p: n // 4 for p in range(4)}
+
+
+async def test_slow_partition_does_not_stall_the_others(bootstrap: str) -> None:
+    topic = await create_topic(bootstrap, partitions=2)
+    await produce(bootstrap, topic, [event(b'{"i": 0}', partition=0)])
+    await produce(bootstrap, topic, [event(b'{"i": %d}' % i, partition=1) for i in range(1, 51)])
+    release = asyncio.Event()
+    fast_done = asyncio.Event()
+    fast: list[int] = []
+    handler = Handler()
+
+    @handler.event("E")
+    async def on_e(payload: dict, request: Request) -> None:
+        if request.partition == 0:
+            await release.wait()
+        else:
+            fast.append(payload["i"])
+            if len(fast) == 50:
+                fast_done.set()
+
+    app = EVKafkaApp()
+    app.add_consumer(consumer_config(bootstrap, topic), handler)
+    await app.start()
+    try:
+        async with asyncio.timeout(20):
+            await fast_done.wait()
+        assert not release.is_set()
+        release.set()
+    finally:
+        await app.stop()
+    assert fast == list(range(1, 51))
+
+
+async def consume_once(
+    bootstrap: str, topic: str, group: str, stop_after: int, mode: str = "post-commit", fail_on: int | None = None
+) -> tuple[list[int], int]:
+    """Run an app until `stop_after` messages were seen (or it failed); returns (seen, exit code)."""
+    seen: list[int] = []
+    enough = asyncio.Event()
+    handler = Handler()
+
+    @handler.event("E")
+    async def on_e(payload: dict) -> None:
+        seen.append(payload["i"])
+        if len(seen) >= stop_after:
+            enough.set()
+        if payload["i"] == fail_on:
+            raise RuntimeError("endpoint failure")
+
+    app = EVKafkaApp()
+    app.add_consumer(consumer_config(bootstrap, topic, group, auto_commit_mode=mode), handler)
+    serve = asyncio.create_task(app.serve())
+    async with asyncio.timeout(30):
+        done, _ = await asyncio.wait([serve, asyncio.create_task(enough.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if serve not in done:
+            await app.stop()
+            serve.cancel()
+            return seen, 0
+    return seen, serve.result()
+
+
+async def test_post_commit_failure_is_redelivered_after_restart(bootstrap: str) -> None:
+    topic = await create_topic(bootstrap, partitions=1)
+    group = unique("g")
+    await produce(bootstrap, topic, [event(b'{"i": %d}' % i) for i in range(5)])
+    seen, code = await consume_once(bootstrap, topic, group, stop_after=99, fail_on=2)
+    assert (seen, code) == ([0, 1, 2], 1)
+    assert await committed(bootstrap, group, topic, 1) == {0: 2}
+    seen, _ = await consume_once(bootstrap, topic, group, stop_after=3)
+    assert seen == [2, 3, 4]
+
+
+async def test_pre_commit_failure_is_not_redelivered(bootstrap: str) -> None:
+    topic = await create_topic(bootstrap, partitions=1)
+    group = unique("g")
+    await produce(bootstrap, topic, [event(b'{"i": %d}' % i) for i in range(5)])
+    seen, code = await consume_once(bootstrap, topic, group, stop_after=99, mode="pre-commit", fail_on=2)
+    assert (seen, code) == ([0, 1, 2], 1)
+    assert await committed(bootstrap, group, topic, 1) == {0: 3}
+    seen, _ = await consume_once(bootstrap, topic, group, stop_after=2, mode="pre-commit")
+    assert seen == [3, 4]
+
+
+async def test_bounded_buffer_pauses_fetching(bootstrap: str) -> None:
+    topic = await create_topic(bootstrap, partitions=1)
+    n = 3000
+    await produce(bootstrap, topic, [event(b'{"i": %d}' % i) for i in range(n)])
+    buffer_size = 100
+    app = EVKafkaApp()
+    peak = 0
+    done = asyncio.Event()
+    handler = Handler()
+
+    @handler.event("E")
+    async def on_e(payload: dict) -> None:
+        nonlocal peak
+        worker = next(iter(app._running[0].workers.values()))
+        peak = max(peak, worker.buffered)
+        await asyncio.sleep(0)
+        if payload["i"] == n - 1:
+            done.set()
+
+    app.add_consumer(consumer_config(bootstrap, topic, partition_buffer_size=buffer_size), handler)
+    await run_until(app, done)
+    # One fetch may land on a full buffer before the pause takes effect; never more.
+    assert 0 < peak <= 2 * buffer_size
+
+
+async def test_unreachable_broker_fails_within_the_startup_timeout() -> None:
+    from evkafka.devbroker import free_port
+
+    app = EVKafkaApp()
+    app.add_consumer(
+        {"topics": ["t"], "bootstrap_servers": f"127.0.0.1:{free_port()}", "startup_timeout_ms": 1500},
+        Handler(),
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(15):
+        code = await app.serve()
+    assert code == 1
+    assert loop.time() - started < 10
+
+
+async def test_several_consumers_side_by_side(bootstrap: str) -> None:
+    t1 = await create_topic(bootstrap, partitions=1)
+    t2 = await create_topic(bootstrap, partitions=1)
+    await produce(bootstrap, t1, [event(b'{"i": 1}')])
+    await produce(bootstrap, t2, [event(b'{"i": 2}', event_type="Other")])
+    got: dict[str, int] = {}
+    done = asyncio.Event()
+    h1, h2 = Handler(), Handler()
+
+    @h1.event("E")
+    async def on_1(payload: dict, request: Request) -> None:
+        got[request.message.consumer_name or ""] = payload["i"]
+        if len(got) == 2:
+            done.set()
+
+    @h2.event("Other")
+    async def on_2(payload: dict, request: Request) -> None:
+        await on_1(payload, request)
+
+    app = EVKafkaApp()
+    app.add_consumer(consumer_config(bootstrap, t1), h1, name="one")
+    app.add_consumer(consumer_config(bootstrap, t2), h2, name="two")
+    await run_until(app, done)
+    assert got == {"one": 1, "two": 2}
