@@ -5,7 +5,9 @@ from evkafka.handler import Handler
 from evkafka.message import Message
 from evkafka.middleware import Middleware
 from evkafka.middleware.errors import ErrorPolicy
+from evkafka.producer import EVKafkaProducer
 from evkafka.request import Request
+from evkafka.sender import Sender
 from evkafka.state import State
 from evkafka.testclient import TestClient
 
@@ -13,11 +15,13 @@ __version__ = "0.8.0"
 
 __all__ = [
     "EVKafkaApp",
+    "EVKafkaProducer",
     "ErrorPolicy",
     "Handler",
     "Message",
     "Middleware",
     "Request",
+    "Sender",
     "State",
     "TestClient",
     "__version__",

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from evkafka.config import aiokafka_consumer_kwargs, topic_names
+from evkafka.deadletter import DeadLetterPublisher
 from evkafka.errors import EVKafkaError
 from evkafka.message import Message
 from evkafka.offsets import OffsetTracker
@@ -142,6 +143,8 @@ class Consumer:
         self.commit_interval = settings["auto_commit_interval_ms"] / 1000
         self.exec_limit = settings["max_endpoint_exec_time_ms"] / 1000
         self.workers: dict[TopicPartition, PartitionWorker] = {}
+        #: Connected in `start` only if an error policy dead-letters (declared by the chain).
+        self.dead_letters = DeadLetterPublisher(settings)
         self.chain = build_chain(self)
         self.error: BaseException | None = None
         self.assigned_at: float | None = None
@@ -194,8 +197,14 @@ class Consumer:
                 delay = min(delay * 2, 5.0)
         kafka.subscribe(self.topics, listener=_Rebalance(self))
         self._kafka = kafka
+        await self.dead_letters.start()
         self._fetch_task = asyncio.create_task(self._fetch(), name=f"evkafka-fetch-{self.name}")
         logger.info("consumer %r started on %s (group %r)", self.name, self.topics, self.group_id)
+
+    @property
+    def fetching(self) -> bool:
+        """The fetch loop is running."""
+        return self._fetch_task is not None and not self._fetch_task.done()
 
     async def wait(self) -> None:
         """Return when the consumer stopped, on its own or by `stop()`."""
@@ -308,6 +317,7 @@ class Consumer:
             w.stop()
         await self._join(workers)
         await self.commit()
+        await self.dead_letters.stop()
         if self._kafka is not None:
             await self._kafka.stop()
             self._kafka = None

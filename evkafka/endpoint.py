@@ -8,12 +8,15 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evkafka.codec import JSON, Codec, Decoder, is_supported_payload_type
 from evkafka.errors import PayloadDecodeError, RegistrationError, TombstoneError
 from evkafka.message import Message
 from evkafka.request import Request
+
+if TYPE_CHECKING:
+    from evkafka.middleware.errors import ErrorPolicy
 
 _NONE = type(None)
 
@@ -47,9 +50,12 @@ class Endpoint:
         summary: str | None = None,
         description: str | None = None,
         tags: list[str] | None = None,
+        error_policy: ErrorPolicy | None = None,
     ) -> None:
         self.event_type = event_type
         self.func = func
+        #: Overrides the consumer's error policy for messages routed here.
+        self.error_policy = error_policy
         self.name = getattr(func, "__qualname__", None) or type(func).__name__
         self.summary = summary
         self.description = description if description is not None else inspect.getdoc(func)

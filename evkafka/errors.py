@@ -24,6 +24,14 @@ class NotStartedError(EVKafkaError, RuntimeError):
     """A producer or sender was used before the app started it."""
 
 
+class DeliveryError(EVKafkaError):
+    """One or more produced events did not reach the broker; `errors` holds each cause."""
+
+    def __init__(self, reason: str, errors: list[BaseException] | None = None) -> None:
+        self.errors = errors or []
+        super().__init__(reason)
+
+
 class MessageError(EVKafkaError):
     """A record could not be processed; carries where it came from."""
 

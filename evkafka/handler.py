@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from evkafka.endpoint import Endpoint
 from evkafka.errors import RegistrationError
 from evkafka.message import Message
+
+if TYPE_CHECKING:
+    from evkafka.middleware.errors import ErrorPolicy
 
 logger = logging.getLogger("evkafka.handler")
 
@@ -27,11 +30,17 @@ class Handler:
         summary: str | None = None,
         description: str | None = None,
         tags: list[str] | None = None,
+        error_policy: ErrorPolicy | None = None,
     ) -> Callable[[F], F]:
-        """Register the decorated function for `event_type`; returns it unchanged."""
+        """Register the decorated function for `event_type`; returns it unchanged.
+
+        `error_policy` replaces the consumer's policy for this endpoint's messages.
+        """
 
         def register(func: F) -> F:
-            self.add_endpoint(Endpoint(event_type, func, summary, description, tags))
+            self.add_endpoint(
+                Endpoint(event_type, func, summary, description, tags, error_policy)
+            )
             return func
 
         return register

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from evkafka.conventions import EventTypeConvention
+from evkafka.deadletter import DeadLetterPublisher
+from evkafka.errors import ConfigError
 from evkafka.middleware import Middleware
 from evkafka.middleware.commit import CommitMiddleware
 from evkafka.middleware.decoding import DecoderMiddleware
-from evkafka.middleware.errors import ErrorPolicy, ErrorPolicyMiddleware
+from evkafka.middleware.errors import DEFAULT_POLICY, ErrorPolicy, ErrorPolicyMiddleware
 from evkafka.middleware.event_type import EventTypeMiddleware
 from evkafka.types import CommitMode, Committer, MessageApp
 
@@ -38,12 +40,37 @@ def build_chain(
     committer: Committer,
     mode: CommitMode = "post-commit",
     policy: ErrorPolicy | None = None,
+    *,
+    dead_letters: DeadLetterPublisher | None = None,
+    time_budget_ms: int | None = None,
 ) -> MessageApp:
-    """commit -> error policy -> processing layers (first is outermost) -> router."""
+    """commit -> error policy -> processing layers (first is outermost) -> router.
+
+    Every policy that dead-letters (the consumer's and the endpoints') declares its
+    producer to `dead_letters` here, so the consumer connects it before fetching.
+    """
     app = router
     for m in reversed(processing_stack(middleware)):
         app = m.cls(app, *m.args, **m.kwargs)
-    app = ErrorPolicyMiddleware(app, policy)
+    if policy is not None and not isinstance(policy, ErrorPolicy):
+        raise ConfigError(f"error_policy must be an ErrorPolicy, not {policy!r}")
+    policies = [policy or DEFAULT_POLICY]
+    for endpoint in getattr(router, "endpoints", {}).values():
+        if endpoint.error_policy is None:
+            continue
+        if not isinstance(endpoint.error_policy, ErrorPolicy):
+            raise ConfigError(
+                f"endpoint {endpoint.name!r} for event {endpoint.event_type!r}: error_policy "
+                f"must be an ErrorPolicy, not {endpoint.error_policy!r}"
+            )
+        policies.append(endpoint.error_policy)
+    if dead_letters is not None:
+        for p in policies:
+            if p.on_failure == "dead-letter":
+                dead_letters.require(p.dead_letter_producer)
+    app = ErrorPolicyMiddleware(
+        app, policy, dead_letters=dead_letters, time_budget_ms=time_budget_ms
+    )
     return CommitMiddleware(app, committer, mode)
 
 

@@ -9,11 +9,16 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from evkafka.app import ConsumerSpec, EVKafkaApp
+from aiokafka.structs import RecordMetadata, TopicPartition
+
+from evkafka.app import ConsumerSpec, EVKafkaApp, ProducerSpec
 from evkafka.codec import JSON
+from evkafka.config import ProducerConfig
 from evkafka.conventions import HeaderConvention
 from evkafka.lifespan import LifespanRunner
 from evkafka.message import Message
+from evkafka.outgoing import Outgoing
+from evkafka.producer import EVKafkaProducer, check_sendable
 from evkafka.stack import find_convention
 from evkafka.types import MessageApp
 
@@ -30,11 +35,48 @@ class InMemoryCommitter:
             self.committed[key] = message.offset + 1
 
 
+class RecordingProducer(EVKafkaProducer):
+    """Stands in for Kafka under TestClient: keeps each event, encoded and labelled, in `sent`."""
+
+    def __init__(self, config: ProducerConfig, sent: list[Outgoing], **options: Any) -> None:
+        super().__init__(config, **options)
+        self.sent = sent
+        self._offsets: dict[tuple[str, int], int] = {}
+
+    async def start(self) -> None:
+        self._open = True
+
+    async def _transmit(self, outgoing: Outgoing) -> asyncio.Future[Any]:
+        check_sendable(outgoing)
+        partition = outgoing.partition or 0
+        offset = self._offsets.get((outgoing.topic, partition), 0)
+        self._offsets[(outgoing.topic, partition)] = offset + 1
+        timestamp = outgoing.timestamp_ms
+        if timestamp is None:
+            timestamp = int(time.time() * 1000)
+        self.sent.append(outgoing)
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        delivery.set_result(
+            RecordMetadata(
+                outgoing.topic,
+                partition,
+                TopicPartition(outgoing.topic, partition),
+                offset,
+                timestamp,
+                0,
+                0,
+            )
+        )
+        return delivery
+
+
 class TestClient:
     """`with TestClient(app) as client: client.send_event(...)`, or `async with` in async tests.
 
     Each event is encoded, labelled with the consumer's own event-type convention and
     sent through that consumer's full chain; the endpoint's exception is raised here.
+    Registered senders send into `client.sent` (Outgoing objects, encoded and labelled)
+    through their publish middleware instead of to Kafka.
     """
 
     __test__ = False  # not a pytest test class
@@ -46,6 +88,9 @@ class TestClient:
         self._chains: dict[str, MessageApp] = {}
         self._offsets: dict[tuple[str, int], int] = {}
         self._lifespan = LifespanRunner(app.lifespan, app)
+        #: Every event the app's senders produced while the client was open.
+        self.sent: list[Outgoing] = []
+        self._recorders: list[tuple[ProducerSpec, RecordingProducer]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._async = False
@@ -132,6 +177,36 @@ class TestClient:
         )
         await chain(message)
 
+    def sent_events(self, event_type: str | None = None) -> list[Outgoing]:
+        """What the senders produced, optionally only events of `event_type`."""
+        if event_type is None:
+            return list(self.sent)
+        return [o for o in self.sent if o.event_type == event_type]
+
+    # -- lifecycle (like the app: lifespan, then producers) --------------
+
+    async def _start(self) -> None:
+        await self._lifespan.start()
+        for spec in self.app.producers.values():
+            recorder = RecordingProducer(
+                spec.config,
+                self.sent,
+                codec=spec.producer.codec,
+                convention=spec.convention,
+                middleware=spec.middleware,
+                name=spec.name,
+            )
+            spec.sender.bind(recorder)
+            self._recorders.append((spec, recorder))
+            await recorder.start()
+
+    async def _stop(self, exc: BaseException | None) -> None:
+        recorders, self._recorders = self._recorders, []
+        for spec, recorder in recorders:
+            await recorder.stop()
+            spec.sender.unbind(recorder)
+        await self._lifespan.stop(exc)
+
     # -- sync context ----------------------------------------------------
 
     def __enter__(self) -> TestClient:
@@ -154,7 +229,7 @@ class TestClient:
         ready.wait()
         self._loop = loop
         try:
-            asyncio.run_coroutine_threadsafe(self._lifespan.start(), loop).result(self.timeout)
+            asyncio.run_coroutine_threadsafe(self._start(), loop).result(self.timeout)
         except BaseException:
             self._close_loop()
             raise
@@ -168,7 +243,7 @@ class TestClient:
     ) -> None:
         assert self._loop is not None
         try:
-            asyncio.run_coroutine_threadsafe(self._lifespan.stop(exc), self._loop).result(
+            asyncio.run_coroutine_threadsafe(self._stop(exc), self._loop).result(
                 self.timeout
             )
         finally:
@@ -187,7 +262,7 @@ class TestClient:
 
     async def __aenter__(self) -> TestClient:
         self._async = True
-        await self._lifespan.start()
+        await self._start()
         return self
 
     async def __aexit__(
@@ -197,4 +272,4 @@ class TestClient:
         tb: TracebackType | None,
     ) -> None:
         self._async = False
-        await self._lifespan.stop(exc)
+        await self._stop(exc)

@@ -10,12 +10,12 @@ from evkafka.errors import ConfigError
 
 
 def test_misspelled_key_names_the_closest_valid_key() -> None:
-    with pytest.raises(ConfigError, match="'group_idd'.*did you mean 'group_id'"):
+    with pytest.raises(ConfigError, match=r"'group_idd'.*did you mean 'group_id'"):
         EVKafkaApp().add_consumer({"topics": ["t"], "group_idd": "g"}, Handler())  # type: ignore[typeddict-unknown-key]
 
 
 def test_unknown_key_without_a_close_match() -> None:
-    with pytest.raises(ConfigError, match="unknown consumer config key 'zzz'$"):
+    with pytest.raises(ConfigError, match=r"unknown consumer config key 'zzz'$"):
         consumer_settings({"topics": ["t"], "zzz": 1})  # type: ignore[typeddict-unknown-key]
 
 

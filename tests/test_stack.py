@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from evkafka import Handler, Middleware
+from evkafka import ErrorPolicy, Handler, Middleware
 from evkafka.codec import JSON
 from evkafka.conventions import HeaderConvention
 from evkafka.errors import MissingEventTypeError
@@ -107,7 +107,7 @@ async def test_post_commit_marks_only_after_success() -> None:
             raise RuntimeError("boom")
 
     committer = InMemoryCommitter()
-    chain = build_chain(handler, None, committer, "post-commit")
+    chain = build_chain(handler, None, committer, "post-commit", ErrorPolicy(retries=0))
     with pytest.raises(RuntimeError):
         await chain(msg(0))
     assert committer.committed == {}

@@ -40,10 +40,7 @@ class RecorderProcess:
                 await asyncio.sleep(0.05)
 
     async def exit_code(self, timeout: float = 30.0) -> int:
-        async with asyncio.timeout(timeout):
-            while self.process.poll() is None:
-                await asyncio.sleep(0.05)
-        return self.process.returncode
+        return await asyncio.to_thread(self.process.wait, timeout)
 
     def stderr(self) -> str:
         if self.process.poll() is None or self.process.stderr is None:

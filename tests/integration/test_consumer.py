@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-import pytest
-
-from evkafka import EVKafkaApp, Handler, Request
+from evkafka import ErrorPolicy, EVKafkaApp, Handler, Request
 from tests.brokerkit import committed, consumer_config, create_topic, event, produce, unique
 
 
@@ -95,7 +93,7 @@ async def consume_once(
         if payload["i"] == fail_on:
             raise RuntimeError("endpoint failure")
 
-    app = EVKafkaApp()
+    app = EVKafkaApp(error_policy=ErrorPolicy(retries=0))  # fail on the first error
     app.add_consumer(consumer_config(bootstrap, topic, group, auto_commit_mode=mode), handler)
     serve = asyncio.create_task(app.serve())
     async with asyncio.timeout(30):

@@ -13,7 +13,7 @@ from evkafka import EVKafkaApp, Request
 env = os.environ
 slow = int(env.get("SLOW_MS", "0")) / 1000
 fail_value = env.get("FAIL_VALUE")
-out = open(env["OUT"], "a", buffering=1)  # noqa: SIM115
+out = open(env["OUT"], "a", buffering=1)
 
 app = EVKafkaApp(
     config={
