@@ -13,7 +13,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,dev]'
 
 lint: install
-	$(BIN)/ruff check evkafka tests examples bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 pytest: install
