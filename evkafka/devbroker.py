@@ -53,6 +53,8 @@ class DevBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "error")},
+            # Its own session: a terminal's Ctrl-C goes to the app, which stops the broker last.
+            start_new_session=True,
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -73,12 +75,10 @@ class DevBroker:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        # Memory storage has nothing to flush, and Tansu ignores SIGTERM while clients
+        # are connected: kill it outright.
+        process.kill()
+        process.wait(5)
 
     def __enter__(self) -> DevBroker:
         return self.start()

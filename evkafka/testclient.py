@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -15,6 +16,7 @@ from evkafka.app import ConsumerSpec, EVKafkaApp, ProducerSpec
 from evkafka.codec import JSON
 from evkafka.config import ProducerConfig
 from evkafka.conventions import HeaderConvention
+from evkafka.deadletter import dead_letter_headers
 from evkafka.lifespan import LifespanRunner
 from evkafka.message import Message
 from evkafka.outgoing import Outgoing
@@ -23,11 +25,44 @@ from evkafka.stack import find_convention
 from evkafka.types import MessageApp
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record the error policy dead-lettered under TestClient."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    error: BaseException
+
+
+class InMemoryDeadLetters:
+    """Stands in for the dead-letter producer: keeps what would have been written."""
+
+    def __init__(self, sink: list[DeadLetter]) -> None:
+        self.sink = sink
+
+    def require(self, producer: ProducerConfig | None = None) -> None:
+        pass
+
+    async def publish(
+        self,
+        message: Message,
+        value: bytes | None,
+        error: BaseException,
+        topic: str,
+        producer: ProducerConfig | None = None,
+    ) -> None:
+        headers = dead_letter_headers(message, error)
+        self.sink.append(DeadLetter(topic, message.key, value, headers, error))
+
+
 class InMemoryCommitter:
     """Records what a consumer engine would commit: (topic, partition) -> next offset."""
 
-    def __init__(self) -> None:
+    def __init__(self, dead_letters: InMemoryDeadLetters | None = None) -> None:
         self.committed: dict[tuple[str, int], int] = {}
+        self.dead_letters = dead_letters
 
     def mark_done(self, message: Message) -> None:
         key = (message.topic, message.partition)
@@ -90,6 +125,8 @@ class TestClient:
         self._lifespan = LifespanRunner(app.lifespan, app)
         #: Every event the app's senders produced while the client was open.
         self.sent: list[Outgoing] = []
+        #: Every record an error policy dead-lettered while the client was open.
+        self.dead_letters: list[DeadLetter] = []
         self._recorders: list[tuple[ProducerSpec, RecordingProducer]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -154,7 +191,9 @@ class TestClient:
         spec = self._spec(consumer_name)
         chain = self._chains.get(spec.name)
         if chain is None:
-            committer = self.committers[spec.name] = InMemoryCommitter()
+            committer = self.committers[spec.name] = InMemoryCommitter(
+                InMemoryDeadLetters(self.dead_letters)
+            )
             chain = self._chains[spec.name] = spec.chain(committer)
         out_headers = list((headers or {}).items())
         value = None if event is None else JSON.encode(event)

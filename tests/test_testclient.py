@@ -150,3 +150,29 @@ def test_sync_form_inside_a_running_loop_is_refused() -> None:
 
     with pytest.raises(RuntimeError, match="async with"):
         asyncio.run(inside())
+
+
+def test_dead_lettered_records_are_kept_in_memory() -> None:
+    from evkafka import ErrorPolicy
+
+    app = EVKafkaApp(
+        config={"topics": ["t"], "group_id": "g"},
+        error_policy=ErrorPolicy(on_failure="dead-letter", retries=0),
+    )
+    handled: list[Item] = []
+
+    @app.event("Item")
+    async def on_item(item: Item) -> None:
+        handled.append(item)
+
+    with TestClient(app) as client:
+        client.send_event(topic="t", event=b"{broken", event_type="Item", key=b"k")
+        client.send_event(topic="t", event={"id": 2}, event_type="Item")
+        assert client.committers["default"].committed == {("t", 0): 2}
+    assert handled == [Item(id=2)]
+    (letter,) = client.dead_letters
+    assert (letter.topic, letter.key, letter.value) == ("t.DLT", b"k", b"{broken")
+    assert isinstance(letter.error, PayloadDecodeError)
+    headers = dict(letter.headers)
+    assert headers["Event-Type"] == b"Item"
+    assert headers["evkafka-dlt-original-offset"] == b"0"
