@@ -21,5 +21,10 @@ pytest: install
 
 test: lint pytest
 
+# The quickstart service on an embedded broker, fed sample orders; Ctrl-C stops it.
+# Options: make demo DEMO_ARGS="--duration 10 --rate 500" (or --bootstrap-servers HOST:9092).
+demo: install
+	$(BIN)/evkafka demo $(DEMO_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

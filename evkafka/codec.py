@@ -40,6 +40,7 @@ def _utf8(raw: bytes) -> str:
 
 
 def is_pydantic_model(tp: Any) -> bool:
+    """Whether `tp` is a pydantic model class."""
     return isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
 
 
@@ -66,6 +67,7 @@ class JsonCodec:
         self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
 
     def decoder(self, tp: Any) -> Decoder:
+        """A decoder straight from JSON bytes into `tp`, built once per type."""
         try:
             return self._decoders[tp]
         except KeyError:
@@ -84,9 +86,11 @@ class JsonCodec:
         return msgspec.json.Decoder(tp).decode
 
     def decode_any(self, raw: bytes) -> Any:
+        """The JSON value without a target type."""
         return msgspec.json.decode(raw)
 
     def encode(self, obj: Any) -> bytes:
+        """JSON bytes of `obj`; bytes and str pass through as raw (str as UTF-8)."""
         if isinstance(obj, bytes):
             return obj
         if isinstance(obj, str):

@@ -130,6 +130,7 @@ def check_keys(config: dict[str, Any], valid: frozenset[str], what: str) -> None
 
 
 def topic_names(config: dict[str, Any]) -> list[str]:
+    """The topic names of a consumer config; a clear ConfigError if `topics` is malformed."""
     topics = config.get("topics")
     if not topics or isinstance(topics, str):
         raise ConfigError(
@@ -177,9 +178,11 @@ def aiokafka_consumer_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def producer_settings(config: ProducerConfig) -> dict[str, Any]:
+    """The producer config with evkafka defaults filled in; unknown keys are a ConfigError."""
     check_keys(dict(config), PRODUCER_KEYS, "producer")
     return {"bootstrap_servers": "localhost", **config}
 
 
 def aiokafka_producer_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
+    """What goes to AIOKafkaProducer: everything but evkafka's own keys."""
     return {k: v for k, v in settings.items() if k not in PRODUCER_OWN_KEYS}

@@ -65,7 +65,7 @@ class PartitionWorker:
         c = self.consumer
         chain, state, tp = c.chain, c.state, self.tp
         name, group, client = c.name, c.group_id, c.client_id
-        batches = self.batches
+        batches, limit, room = self.batches, c.buffer_size, c.room
         try:
             while not self.stopping:
                 if not batches:
@@ -73,10 +73,15 @@ class PartitionWorker:
                     await self._wakeup.wait()
                     continue
                 records = batches.popleft()
+                self.buffered -= len(records)
+                if self.paused and self.buffered < limit:
+                    self.paused = False
+                    room.set()
                 for r in records:
                     if self.stopping:
-                        return
-                    self.buffered -= 1
+                        break
+                    # Nothing else runs between two records (no await), so `current` and
+                    # `busy_since` are reset once per batch, not once per record.
                     self.current = r.offset
                     self.busy_since = time.monotonic()
                     await chain(
@@ -88,15 +93,15 @@ class PartitionWorker:
                             r.value,
                             r.headers,
                             r.timestamp,
-                            state=state,
-                            consumer_name=name,
-                            group_id=group,
-                            client_id=client,
-                            topic_partition=tp,
+                            state,
+                            name,
+                            group,
+                            client,
+                            tp,
                         )
                     )
-                    self.busy_since = None
-                    self.current = None
+                self.busy_since = None
+                self.current = None
         except Exception as exc:
             self.error = exc
             logger.error(
@@ -106,6 +111,13 @@ class PartitionWorker:
                 tp.partition,
                 type(exc).__name__,
                 exc,
+                extra={
+                    "consumer": name,
+                    "group_id": group,
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "offset": self.current,
+                },
             )
             c.fail(exc)
 
@@ -143,6 +155,8 @@ class Consumer:
         self.commit_interval = settings["auto_commit_interval_ms"] / 1000
         self.exec_limit = settings["max_endpoint_exec_time_ms"] / 1000
         self.workers: dict[TopicPartition, PartitionWorker] = {}
+        #: Set by a worker whose full buffer has room again, to wake the fetch loop.
+        self.room = asyncio.Event()
         #: Connected in `start` only if an error policy dead-letters (declared by the chain).
         self.dead_letters = DeadLetterPublisher(settings)
         self.chain = build_chain(self)
@@ -150,6 +164,9 @@ class Consumer:
         self.assigned_at: float | None = None
         self.last_poll: float | None = None
         self.commits = 0
+        #: Seconds spent in successful commits, and commits that failed (for metrics).
+        self.commit_seconds = 0.0
+        self.commit_failures = 0
         self._on_failure = on_failure
         self._kafka: AIOKafkaConsumer | None = None
         self._stopping = False
@@ -221,24 +238,21 @@ class Consumer:
         kafka = self._kafka
         assert kafka is not None
         workers = self.workers
+        limit = self.buffer_size
         next_commit = time.monotonic() + self.commit_interval
-        low_water = self.buffer_size // 2
         try:
             while not self._stopping:
-                batches = await kafka.getmany(timeout_ms=100, max_records=self.buffer_size)
+                full = [w for w in workers.values() if w.buffered >= limit]
+                if full:
+                    batches = await self._fetch_around(kafka, full)
+                else:
+                    batches = await kafka.getmany(timeout_ms=100, max_records=limit)
                 self.last_poll = time.monotonic()
                 for tp, records in batches.items():
                     worker = workers.get(tp)
                     if worker is None:
                         worker = workers[tp] = PartitionWorker(self, tp)
                     worker.feed(records)
-                    if worker.buffered >= self.buffer_size and not worker.paused:
-                        kafka.pause(tp)
-                        worker.paused = True
-                for tp, worker in workers.items():
-                    if worker.paused and worker.buffered <= low_water:
-                        kafka.resume(tp)
-                        worker.paused = False
                 if self.last_poll >= next_commit:
                     await self.commit()
                     next_commit = self.last_poll + self.commit_interval
@@ -248,6 +262,43 @@ class Consumer:
         finally:
             self._done.set()
 
+    async def _fetch_around(
+        self, kafka: AIOKafkaConsumer, full: list[PartitionWorker]
+    ) -> dict[TopicPartition, list[Any]]:
+        """Fetch only partitions with room in their buffer; give up early when a full one drains.
+
+        A full partition's records stay in aiokafka's prefetch buffer, so aiokafka fetches
+        nothing more for it (backpressure) and nothing is dropped and fetched again, as
+        `pause()` would.
+        """
+        room = self.room
+        room.clear()
+        for worker in full:
+            worker.paused = True
+        skip = {worker.tp for worker in full}
+        wanted = [tp for tp in kafka.assignment() if tp not in skip]
+        drained = asyncio.ensure_future(room.wait())
+        if not wanted:
+            try:
+                await asyncio.wait([drained], timeout=0.1)
+            finally:
+                drained.cancel()
+            return {}
+        fetch = asyncio.ensure_future(
+            kafka.getmany(*wanted, timeout_ms=100, max_records=self.buffer_size)
+        )
+        try:
+            await asyncio.wait([fetch, drained], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+            if not fetch.done():
+                fetch.cancel()
+                await asyncio.wait([fetch])
+        if fetch.cancelled():
+            return {}
+        batches: dict[TopicPartition, list[Any]] = fetch.result()
+        return batches
+
     async def release(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop the workers of revoked partitions, let in-flight work end, commit it."""
         workers = [self.workers[tp] for tp in partitions if tp in self.workers]
@@ -255,21 +306,22 @@ class Consumer:
             return
         for w in workers:
             w.stop()
-        await self._join(workers)
+        await self._join(workers, self.exec_limit)
         await self.commit([w.tp for w in workers])
         for w in workers:
             self.workers.pop(w.tp, None)
 
-    async def _join(self, workers: Sequence[PartitionWorker]) -> None:
+    async def _join(self, workers: Sequence[PartitionWorker], limit_s: float) -> None:
         tasks = [w.task for w in workers if not w.task.done()]
         if not tasks:
             return
-        _, pending = await asyncio.wait(tasks, timeout=self.exec_limit)
+        _, pending = await asyncio.wait(tasks, timeout=limit_s)
         for task in pending:
             logger.error(
-                "consumer %r: endpoint still running after %.0fs; cancelling it",
+                "consumer %r: endpoint still running after %gs; cancelling it (under post-commit "
+                "its record stays uncommitted and is redelivered)",
                 self.name,
-                self.exec_limit,
+                limit_s,
             )
             task.cancel()
         if pending:
@@ -291,9 +343,11 @@ class Consumer:
                 offsets[tp] = position
         if not offsets:
             return
+        started = time.perf_counter()
         try:
             await kafka.commit(offsets)
         except KafkaError as exc:
+            self.commit_failures += 1
             logger.warning(
                 "consumer %r: commit of %s failed (%s: %s); the records will be redelivered "
                 "to whoever owns the partitions next",
@@ -303,19 +357,23 @@ class Consumer:
                 exc,
             )
             return
+        self.commit_seconds += time.perf_counter() - started
         self.commits += 1
         for tp, position in offsets.items():
             self.workers[tp].tracker.committed = position
 
-    async def stop(self) -> None:
-        """Stop fetching, let in-flight endpoints finish, commit, leave the group."""
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop fetching, let in-flight endpoints finish, commit, leave the group.
+
+        In-flight endpoints get `grace_s` (default: `max_endpoint_exec_time_ms`), then are cancelled.
+        """
         self._stopping = True
         if self._fetch_task is not None:
             await asyncio.wait([self._fetch_task])
         workers = list(self.workers.values())
         for w in workers:
             w.stop()
-        await self._join(workers)
+        await self._join(workers, self.exec_limit if grace_s is None else grace_s)
         await self.commit()
         await self.dead_letters.stop()
         if self._kafka is not None:

@@ -40,24 +40,42 @@ def _decode_type(raw: bytes, where: str, message: Message) -> str:
         raise InvalidEventTypeError(f"{where} is not valid UTF-8: {raw[:40]!r}", message) from None
 
 
+#: Decoded event types a header convention remembers (bounded against endless new values).
+MAX_KNOWN_TYPES = 1024
+
+
 class HeaderConvention:
     """The event type in one header, `Event-Type` unless renamed."""
 
     def __init__(self, header_name: str = "Event-Type") -> None:
         self.header_name = header_name
+        #: Header value -> event type: a topic carries few types, so each is decoded once.
+        self._known: dict[bytes, str] = {}
 
     def read(self, message: Message) -> str:
+        """The value of the event-type header; MissingEventTypeError without one."""
         name = self.header_name
         for k, v in message.headers:
             if k == name:
-                return _decode_type(v, f"header {name!r}", message)
+                try:
+                    return self._known[v]
+                except (KeyError, TypeError):  # not seen yet, or not bytes
+                    return self._learn(v, message)
         raise MissingEventTypeError(f"no {name!r} header", message)
 
+    def _learn(self, raw: bytes, message: Message) -> str:
+        event_type = _decode_type(raw, f"header {self.header_name!r}", message)
+        if type(raw) is bytes and len(self._known) < MAX_KNOWN_TYPES:
+            self._known[raw] = event_type
+        return event_type
+
     def write(self, event_type: str, value: bytes | None, headers: OutHeaders) -> bytes | None:
+        """Append the event-type header; the value is sent as it is."""
         headers.append((self.header_name, event_type.encode()))
         return value
 
     def header_names(self) -> list[str]:
+        """The one header this convention uses."""
         return [self.header_name]
 
 
@@ -72,6 +90,7 @@ class CloudEventsBinary:
         self.source = source
 
     def read(self, message: Message) -> str:
+        """The `ce_type` header; every `ce_*` attribute goes to `extensions['cloudevents']`."""
         attributes: dict[str, str] = {}
         for k, v in message.headers:
             if k.startswith(CE_PREFIX):
@@ -82,6 +101,7 @@ class CloudEventsBinary:
         return attributes["type"]
 
     def write(self, event_type: str, value: bytes | None, headers: OutHeaders) -> bytes | None:
+        """Add `ce_type` and, unless given, `ce_specversion`, `ce_id`, `ce_source`, `content-type`."""
         present = {k for k, _ in headers}
         defaults = (
             ("ce_specversion", b"1.0"),
@@ -94,6 +114,7 @@ class CloudEventsBinary:
         return value
 
     def header_names(self) -> list[str]:
+        """The CloudEvents attribute headers this convention uses."""
         return ["ce_type", "ce_specversion", "ce_id", "ce_source"]
 
 
@@ -117,6 +138,7 @@ class CloudEventsStructured:
         self._attrs = msgspec.json.Decoder(dict[str, Any])
 
     def read(self, message: Message) -> str:
+        """The envelope's `type`; `message.value` becomes its data (binary mode without the content type)."""
         content_type = message.header("content-type")
         if content_type is None or not content_type.startswith(CE_STRUCTURED.encode()):
             return self._binary.read(message)
@@ -148,6 +170,7 @@ class CloudEventsStructured:
         return envelope.type
 
     def write(self, event_type: str, value: bytes | None, headers: OutHeaders) -> bytes | None:
+        """Wrap the value in a JSON envelope (base64 data for non-JSON values)."""
         envelope: dict[str, Any] = {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
@@ -166,6 +189,7 @@ class CloudEventsStructured:
         return msgspec.json.encode(envelope)
 
     def header_names(self) -> list[str]:
+        """Only `content-type`: the attributes travel in the value."""
         return ["content-type"]
 
 
@@ -178,6 +202,7 @@ class BodyFieldConvention:
         self._decoder = msgspec.json.Decoder(envelope)
 
     def read(self, message: Message) -> str:
+        """The body's type field, read without decoding the rest of the value."""
         raw = message.value
         if raw is None:
             raise MissingEventTypeError(f"null value has no {self.field!r} field", message)
@@ -192,6 +217,7 @@ class BodyFieldConvention:
         return event_type  # type: ignore[no-any-return]
 
     def write(self, event_type: str, value: bytes | None, headers: OutHeaders) -> bytes | None:
+        """Set the type field in the JSON object payload."""
         body = msgspec.json.decode(value) if value is not None else {}
         if not isinstance(body, dict):
             raise ValueError(
@@ -201,4 +227,5 @@ class BodyFieldConvention:
         return msgspec.json.encode(body)
 
     def header_names(self) -> list[str]:
+        """None: the event type travels in the value."""
         return []

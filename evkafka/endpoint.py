@@ -7,7 +7,7 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from evkafka.codec import JSON, Codec, Decoder, is_supported_payload_type
@@ -67,6 +67,7 @@ class Endpoint:
         self.request_first = False
         self.takes_request = False
         self._inspect()
+        self._payload_only = self.is_async and self.has_payload and not self.takes_request
         self._codec: Codec | None = None
         self._decoder: Decoder | None = None
 
@@ -153,7 +154,14 @@ class Endpoint:
             return (Request(message), payload)
         return (payload, Request(message))
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        if self._payload_only:
+            # The common shape, `async def f(payload: T)`: decode, hand back its coroutine
+            # (decode errors raise here, inside the caller's `await`).
+            return self.func(self.decode(message))  # type: ignore[no-any-return]
+        return self._call(message)
+
+    async def _call(self, message: Message) -> None:
         args = self._arguments(message)
         if self.is_async:
             await self.func(*args)

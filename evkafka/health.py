@@ -14,6 +14,8 @@ POLL_STALL_S = 15.0
 
 @dataclass(frozen=True)
 class Verdict:
+    """A probe's answer: `ok`, or the problems that make it fail."""
+
     ok: bool
     problems: list[str]
 
@@ -34,16 +36,17 @@ def liveness(consumers: Iterable[Consumer], now: float | None = None) -> Verdict
             if w.busy_since is not None and now - w.busy_since > c.exec_limit:
                 problems.append(
                     f"consumer {c.name!r}: endpoint on {w.tp.topic}[{w.tp.partition}] busy for "
-                    f"{now - w.busy_since:.0f}s (limit {c.exec_limit:g}s)"
+                    f"{now - w.busy_since:.1f}s (limit {c.exec_limit:g}s)"
                 )
     return Verdict(not problems, problems)
 
 
 def readiness(consumers: Iterable[Consumer]) -> Verdict:
     """Ready: every consumer is connected and has joined its group (got an assignment)."""
-    problems = [
-        f"consumer {c.name!r} has no partition assignment yet"
-        for c in consumers
-        if not c.fetching or (c.group_id is not None and c.assigned_at is None)
-    ]
+    problems: list[str] = []
+    for c in consumers:
+        if not c.fetching:
+            problems.append(f"consumer {c.name!r} is not fetching")
+        elif c.group_id is not None and c.assigned_at is None:
+            problems.append(f"consumer {c.name!r} has no partition assignment yet")
     return Verdict(not problems, problems)

@@ -40,6 +40,9 @@ class LifespanRunner:
         except Exception as exc:
             self._cm = None
             raise LifespanError(f"lifespan startup failed: {type(exc).__name__}: {exc}") from exc
+        except BaseException:  # cancelled mid-startup: there is nothing to tear down
+            self._cm = None
+            raise
         if yielded is not None:
             if not isinstance(yielded, dict):
                 raise LifespanError(

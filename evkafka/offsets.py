@@ -54,6 +54,11 @@ class OffsetTracker:
     def in_flight(self) -> int:
         return len(self._pending)
 
+    @property
+    def first_unfinished(self) -> int | None:
+        """The oldest offset handed out and not yet done, else `position` (where work stands)."""
+        return self._pending[0] if self._pending else self.position
+
     def to_commit(self) -> int | None:
         """The position to commit if it moved since the last commit, else None."""
         if self.position is not None and self.position != self.committed:

@@ -22,40 +22,49 @@ class Request:
 
     @property
     def headers(self) -> dict[str, bytes]:
+        """The record's headers as a dict (for a repeated name, the last value)."""
         if self._headers is None:
             self._headers = dict(self.message.headers)
         return self._headers
 
     @property
     def key(self) -> bytes | None:
+        """The record's raw key, or None."""
         return self.message.key
 
     @property
     def value(self) -> bytes | None:
+        """The record's raw value (None for a tombstone)."""
         return self.message.value
 
     @property
     def topic(self) -> str:
+        """The topic the record came from."""
         return self.message.topic
 
     @property
     def partition(self) -> int:
+        """The partition the record came from."""
         return self.message.partition
 
     @property
     def offset(self) -> int:
+        """The record's offset in its partition."""
         return self.message.offset
 
     @property
     def timestamp(self) -> int:
+        """The record's timestamp, in milliseconds since the epoch."""
         return self.message.timestamp
 
     @property
     def event_type(self) -> str | None:
+        """The event type the stack read from the record."""
         return self.message.event_type
 
     @property
     def state(self) -> State:
+        """What the lifespan yielded, by attribute: `request.state.db`."""
         if self._state is None:
             self._state = State(self.message.state)
         return self._state

@@ -8,11 +8,16 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from evkafka.consumer import Consumer
+from evkafka.errors import EVKafkaError
 from evkafka.health import Verdict, liveness, readiness
 
 logger = logging.getLogger("evkafka.server")
 
 RouteInstaller = Callable[[web.Application], None]
+
+
+class HTTPServerError(EVKafkaError):
+    """The HTTP server could not listen on its host and port."""
 
 
 def _verdict_response(verdict: Verdict) -> web.Response:
@@ -52,7 +57,13 @@ class AppServer:
         runner = web.AppRunner(self.web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise HTTPServerError(
+                f"cannot serve HTTP on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from exc
         self._runner = runner
         if runner.addresses:
             self.port = int(runner.addresses[0][1])

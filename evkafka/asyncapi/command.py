@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from evkafka.asyncapi.html import render_html
 from evkafka.asyncapi.routes import to_json, to_yaml
 from evkafka.asyncapi.spec import build_spec
 from evkafka.errors import ConfigError
+from evkafka.importer import load_app
 
 if TYPE_CHECKING:
     from evkafka.app import EVKafkaApp
 
-
-def load_app(target: str) -> EVKafkaApp:
-    """The app named by `module:attribute` (the current directory is importable, as for uvicorn)."""
-    module_name, sep, attribute = target.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ConfigError(f"expected 'module:app', e.g. 'myservice.main:app', not {target!r}")
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
-            raise ConfigError(f"cannot import module {module_name!r} of {target!r}") from exc
-        raise  # the module exists but one of its own imports is missing
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}") from None
-    from evkafka.app import EVKafkaApp
-
-    if not isinstance(obj, EVKafkaApp):
-        raise ConfigError(f"{target!r} is a {type(obj).__name__}, not an EVKafkaApp")
-    return obj
+__all__ = ["asyncapi_command", "load_app"]
 
 
 def asyncapi_command(

@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 
 
 def to_json(spec: dict[str, Any]) -> str:
+    """The document as indented JSON text."""
     return json.dumps(spec, indent=2, ensure_ascii=False)
 
 
 def to_yaml(spec: dict[str, Any]) -> str:
+    """The document as YAML text, keys in document order."""
     return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from evkafka.codec import JSON
 from evkafka.message import Message
 from evkafka.middleware.event_type import EventTypeMiddleware
@@ -14,7 +16,7 @@ class JsonTypedDecoderMiddleware(EventTypeMiddleware):
     def __init__(self, app: MessageApp, type_header_name: str = "Event-Type") -> None:
         super().__init__(app, header_name=type_header_name)
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
         message.event_type = self.read(message)
         message.codec = JSON
-        await self.app(message)
+        return self.app(message)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from evkafka.codec import JSON, Codec
 from evkafka.message import Message
 from evkafka.types import MessageApp
@@ -14,6 +16,7 @@ class DecoderMiddleware:
         self.app = app
         self.codec = codec
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # Hands back the inner awaitable rather than awaiting it (one frame less per message).
         message.codec = self.codec
-        await self.app(message)
+        return self.app(message)

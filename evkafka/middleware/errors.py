@@ -240,6 +240,7 @@ class ErrorPolicyMiddleware:
                     _where(message),
                     self.time_budget,
                     message.attempt,
+                    extra=message.log_fields(),
                 )
                 break
             logger.warning(
@@ -250,6 +251,7 @@ class ErrorPolicyMiddleware:
                 delay,
                 type(error).__name__,
                 error,
+                extra=message.log_fields(),
             )
             self._emit("retry", message, error, delay=delay)
             await asyncio.sleep(delay)
@@ -274,6 +276,7 @@ class ErrorPolicyMiddleware:
                 type(error).__name__,
                 error,
                 exc_info=trace,
+                extra=message.log_fields(),
             )
             self._emit("skip", message, error)
             return
@@ -290,6 +293,7 @@ class ErrorPolicyMiddleware:
                     _where(message),
                     topic,
                     exc,
+                    extra=message.log_fields(),
                 )
                 self._emit("stop", message, exc)
                 raise
@@ -301,6 +305,7 @@ class ErrorPolicyMiddleware:
                 type(error).__name__,
                 error,
                 exc_info=trace,
+                extra=message.log_fields(),
             )
             self._emit("dead-letter", message, error, dead_letter_topic=topic)
             return
@@ -331,7 +336,9 @@ class ErrorPolicyMiddleware:
             try:
                 listener(event)
             except Exception:
-                logger.exception("error-event listener %r failed", listener)
+                logger.exception(
+                    "error-event listener %r failed", listener, extra=message.log_fields()
+                )
 
 
 def _reset(message: Message, value: bytes | None) -> None:

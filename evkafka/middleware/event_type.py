@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from evkafka.conventions import (
     BodyFieldConvention,
     CloudEventsBinary,
@@ -29,9 +31,11 @@ class EventTypeMiddleware:
         self.convention = convention or HeaderConvention(header_name)
         self.read = self.convention.read
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # Returns the inner layer's awaitable instead of awaiting it: one coroutine
+        # frame less per message. Errors still raise inside the caller's `await`.
         message.event_type = self.read(message)
-        await self.app(message)
+        return self.app(message)
 
 
 class CloudEventsBinaryMiddleware(EventTypeMiddleware):
