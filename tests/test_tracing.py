@@ -316,3 +316,27 @@ async def test_a_record_without_context_starts_a_new_trace_even_inside_a_span(
     for span in consumer_spans:
         assert span.parent is None
         assert span.context.trace_id != outer.get_span_context().trace_id
+
+
+async def test_without_an_sdk_the_incoming_trace_is_carried_on_without_spans() -> None:
+    handler, sender = Handler(), Sender()
+
+    @sender.event("Pong", topic="pongs")
+    async def send_pong(payload: dict) -> None: ...
+
+    @handler.event("Ping")
+    async def ping(payload: dict) -> None:
+        await send_pong(payload)
+
+    noop = trace.NoOpTracerProvider()
+    app = traced_app(noop, handler)  # type: ignore[arg-type]
+    assert not TracingMiddleware(_noop, tracer_provider=noop).recording
+    app.add_producer(
+        {"bootstrap_servers": "x"},
+        sender,
+        middleware=[Middleware(PublishTracingMiddleware, tracer_provider=noop)],
+    )
+    async with TestClient(app) as client:
+        await client.send_event("orders", {}, "Ping", headers={"traceparent": TRACEPARENT.encode()})
+    [pong] = client.sent_events("Pong")
+    assert ids(pong.header("traceparent")) == (TRACE_ID, PARENT_ID)

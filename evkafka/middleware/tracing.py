@@ -104,6 +104,14 @@ def _tracer(provider: TracerProvider | None) -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME, __version__, tracer_provider=provider)
 
 
+def _has_sdk(provider: TracerProvider | None) -> bool:
+    """Whether spans can record: a provider was given, or an SDK one is installed globally."""
+    if provider is not None:
+        return not isinstance(provider, trace.NoOpTracerProvider)
+    current = trace.get_tracer_provider()
+    return not isinstance(current, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 def _key_text(key: bytes) -> str:
     return key.decode("utf-8", "backslashreplace")
 
@@ -113,7 +121,9 @@ class TracingMiddleware:
 
     One span per processing attempt (a retried message gets one per attempt, with
     `evkafka.attempt`); an exception marks the span as an error. `tracer_provider` and
-    `propagator` default to the global ones at the time the chain is built (app start).
+    `propagator` default to the global ones at the time the chain is built (app start):
+    with no SDK installed by then, no spans are started and the layer only makes the
+    incoming trace context current, so events produced inside the endpoint carry it on.
     """
 
     def __init__(
@@ -129,6 +139,7 @@ class TracingMiddleware:
         self.fields = frozenset(f.lower() for f in self.propagator.fields)
         #: Only W3C trace context and baggage are read: a lone traceparent may be parsed here.
         self.w3c = "traceparent" in self.fields and self.fields <= W3C_FIELDS
+        self.recording = _has_sdk(tracer_provider)
 
     def extract(self, headers: Headers) -> Context:
         """The context the headers carry; an empty one (a new trace) when they carry none.
@@ -157,6 +168,13 @@ class TracingMiddleware:
 
     async def __call__(self, message: Message) -> None:
         parent = self.extract(message.headers) if message.headers else ROOT
+        if not self.recording:
+            token = otel_context.attach(parent)
+            try:
+                await self.app(message)
+            finally:
+                otel_context.detach(token)
+            return
         attributes: dict[str, Any] = {
             SYSTEM: "kafka",
             OPERATION_TYPE: "process",
