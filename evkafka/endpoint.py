@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import types
@@ -166,8 +167,10 @@ class Endpoint:
         if self.is_async:
             await self.func(*args)
         else:
+            # Copy the context so a plain def sees what middleware set (e.g. the trace span).
+            run = contextvars.copy_context().run
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, functools.partial(self.func, *args))
+            await loop.run_in_executor(None, functools.partial(run, self.func, *args))
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.event_type!r} -> {self.name}>"

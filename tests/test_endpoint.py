@@ -190,3 +190,18 @@ async def test_decoder_is_built_once_per_codec() -> None:
     first = ep._decoder
     ep.decode(m)
     assert ep._decoder is first
+
+
+async def test_plain_def_sees_context_variables_set_by_outer_layers() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[str] = []
+
+    def endpoint(event: dict) -> None:
+        seen.append(var.get())
+
+    ep = Endpoint("E", endpoint)
+    var.set("from middleware")
+    await ep(msg(b"{}"))
+    assert seen == ["from middleware"]
