@@ -26,5 +26,11 @@ test: lint pytest
 demo: install
 	$(BIN)/evkafka demo $(DEMO_ARGS)
 
+# evkafka against raw aiokafka and FastStream on an embedded broker (about 5 minutes);
+# results in bench/results/. Options: make bench BENCH_ARGS="--rounds 3" (or --scaling, --smoke).
+bench: install
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

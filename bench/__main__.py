@@ -36,7 +36,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--contenders", help=f"comma-separated, of: {', '.join(CONTENDERS)}")
     p.add_argument("--bootstrap", help="use this broker instead of starting one")
     p.add_argument("--out", type=Path, help="where results go (default bench/results)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    wrong = [x for x in args.only.split(",") if x and x not in SECTIONS]
+    if wrong:
+        p.error(f"unknown section(s) {', '.join(wrong)}; choose from {', '.join(SECTIONS)}")
+    unknown = [c for c in (args.contenders or "").split(",") if c and c not in CONTENDERS]
+    if unknown:
+        p.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(CONTENDERS)}")
+    if args.events is not None and args.events < 10:
+        p.error("--events must be at least 10")
+    if args.rounds is not None and args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    return args
 
 
 def session(args: argparse.Namespace, bootstrap: str, broker_pid: int | None) -> Session:
@@ -48,9 +59,6 @@ def session(args: argparse.Namespace, bootstrap: str, broker_pid: int | None) ->
         if smoke
         else list(CONTENDERS)
     )
-    unknown = [c for c in contenders if c not in CONTENDERS]
-    if unknown:
-        sys.exit(f"unknown contender(s) {unknown}; choose from {list(CONTENDERS)}")
     default_n = 2_000 if smoke else 200_000 if args.scaling else 100_000
     settings = Session(
         bootstrap=bootstrap,
@@ -145,9 +153,6 @@ async def main(args: argparse.Namespace, s: Session) -> None:
         await scaling.run(s)
         return
     only = [x for x in args.only.split(",") if x]
-    wrong = [x for x in only if x not in SECTIONS]
-    if wrong:
-        sys.exit(f"unknown section(s) {wrong}; choose from {list(SECTIONS)}")
     runners = {
         "chain": chain_overhead.run,
         "consume": consume.run,

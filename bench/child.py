@@ -30,22 +30,28 @@ async def _stdin_stop(stop: asyncio.Event) -> None:
 
 
 class TimedTally(Tally):
-    """A tally that also notes when it last saw a new id (for merging processes)."""
+    """A tally that also records (distinct, when, CPU) every `n / 2000` new ids, so a
+    parent can merge processes sharing a group into one exact timeline."""
 
-    last_at = 0.0
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        self.step = max(1, n // 2000)
+        self.marks: list[tuple[int, float, float]] = [(0, time.monotonic(), cpu_seconds())]
 
     def see(self, ident: int) -> None:
+        before = self.distinct
         super().see(ident)
-        self.last_at = time.monotonic()
+        if self.distinct != before and self.distinct % self.step == 0:
+            self.marks.append((self.distinct, time.monotonic(), cpu_seconds()))
 
 
 async def _report_progress(tally: TimedTally, every_s: float = 0.02) -> None:
-    """Emit (distinct, when, CPU) whenever it moved, so a parent can sum processes up."""
+    """Emit the distinct count whenever it moved, so a parent knows when the group is done."""
     reported = -1
     while True:
         if tally.distinct != reported:
             reported = tally.distinct
-            emit(progress=reported, at=tally.last_at, cpu=cpu_seconds())
+            emit(progress=reported)
         await asyncio.sleep(every_s)
 
 
@@ -85,8 +91,8 @@ async def consume(job: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = tally.result()
     result["error"] = error
     if timed is not None:
-        emit(progress=timed.distinct, at=timed.last_at, cpu=cpu_seconds())
         result["seen"] = timed.seen.hex()
+        result["marks"] = timed.marks
     return result
 
 

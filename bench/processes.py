@@ -34,6 +34,7 @@ class Child:
             stderr=asyncio.subprocess.PIPE,
             cwd=ROOT,
             env=env,
+            limit=1 << 24,  # a shared-group result carries the seen-id map (n bytes, hex)
         )
 
     async def read(self, on_note: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:

@@ -77,10 +77,12 @@ def peak_rss_mb() -> float:
 
 
 class Tally:
-    """Counts handled events by id; times the steady window from 10% to 100% of `n` distinct.
+    """Counts handled events by id; times the steady window from 10% to 90% of `n` distinct.
 
-    Every contender calls `see(order.id)` once per handled event, so its cost is the same
-    for all. `done` is set when all `n` distinct ids were seen.
+    The window leaves out the start (group join, first fetches) and the wind-down, when
+    partitions of a finite topic run dry one after another. Every contender calls
+    `see(order.id)` once per handled event, so its cost is the same for all. `done` is
+    set when all `n` distinct ids were seen.
     """
 
     def __init__(self, n: int) -> None:
@@ -89,8 +91,9 @@ class Tally:
         self.handled = 0
         self.distinct = 0
         self.out_of_range = 0
-        self.mark = max(1, n // 10)
-        self.window_start = self.window_end = 0.0
+        self.start_mark = max(1, n // 10)
+        self.end_mark = max(self.start_mark + 1, n - n // 10)
+        self.window_start = self.window_end = self.first_at = self.last_at = 0.0
         self.cpu_start = self.cpu_end = 0.0
         self.done = asyncio.Event()
 
@@ -103,16 +106,20 @@ class Tally:
             return
         self.seen[ident] = 1
         self.distinct = distinct = self.distinct + 1
-        if distinct == self.mark:
+        if distinct == self.start_mark:
             self.window_start = time.perf_counter()
             self.cpu_start = cpu_seconds()
-        if distinct == self.n:
+        elif distinct == self.end_mark:
             self.window_end = time.perf_counter()
             self.cpu_end = cpu_seconds()
+        if distinct == 1:
+            self.first_at = time.perf_counter()
+        if distinct == self.n:
+            self.last_at = time.perf_counter()
             self.done.set()
 
     def result(self) -> dict[str, object]:
-        steady = self.n - self.mark
+        steady = self.end_mark - self.start_mark
         elapsed = self.window_end - self.window_start
         complete = self.done.is_set() and elapsed > 0
         return {
@@ -123,5 +130,6 @@ class Tally:
             "out_of_range": self.out_of_range,
             "msgs_per_s": steady / elapsed if complete else None,
             "cpu_us_per_msg": (self.cpu_end - self.cpu_start) / steady * 1e6 if complete else None,
+            "all_in_s": self.last_at - self.first_at if complete else None,
             "peak_rss_mb": peak_rss_mb(),
         }

@@ -30,6 +30,10 @@ class ConsumerFailed(EVKafkaError):
     """A partition worker stopped on an error the policy did not absorb."""
 
 
+#: Records a partition worker handles before it lets other tasks run.
+SLICE = 256
+
+
 class PartitionWorker:
     """Processes one partition's records strictly in order, from a bounded buffer."""
 
@@ -49,7 +53,12 @@ class PartitionWorker:
 
     def feed(self, records: list[Any]) -> None:
         self.tracker.track([r.offset for r in records])
-        self.batches.append(records)
+        # The worker yields after each slice, so partitions share the CPU record by
+        # record (a 2000-record batch would otherwise hold the loop for its whole run).
+        if len(records) > SLICE:
+            self.batches.extend(records[i : i + SLICE] for i in range(0, len(records), SLICE))
+        else:
+            self.batches.append(records)
         self.buffered += len(records)
         self._wakeup.set()
 
@@ -102,6 +111,9 @@ class PartitionWorker:
                     )
                 self.busy_since = None
                 self.current = None
+                # A CPU-bound endpoint never yields, so give the loop a turn after each
+                # batch: aiokafka sends its next fetch request, other partitions run.
+                await asyncio.sleep(0)
         except Exception as exc:
             self.error = exc
             logger.error(

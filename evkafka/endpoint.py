@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from evkafka.middleware.errors import ErrorPolicy
 
 _NONE = type(None)
+_UNSET = object()
 
 
 def _split_optional(tp: Any) -> tuple[Any, bool]:
@@ -69,7 +70,8 @@ class Endpoint:
         self.takes_request = False
         self._inspect()
         self._payload_only = self.is_async and self.has_payload and not self.takes_request
-        self._codec: Codec | None = None
+        #: The codec `_decoder` was built for; `_UNSET` never matches a message's codec.
+        self._codec: Codec | object = _UNSET
         self._decoder: Decoder | None = None
 
     def _inspect(self) -> None:
@@ -138,12 +140,15 @@ class Endpoint:
         try:
             return self._decoder(value)  # type: ignore[misc]
         except Exception as exc:
-            raise PayloadDecodeError(
-                f"cannot decode value as {getattr(self.payload_type, '__name__', self.payload_type)}: "
-                f"{type(exc).__name__}: {exc}",
-                message,
-                self.name,
-            ) from exc
+            raise self._decode_error(message, exc) from exc
+
+    def _decode_error(self, message: Message, exc: Exception) -> PayloadDecodeError:
+        return PayloadDecodeError(
+            f"cannot decode value as {getattr(self.payload_type, '__name__', self.payload_type)}: "
+            f"{type(exc).__name__}: {exc}",
+            message,
+            self.name,
+        )
 
     def _arguments(self, message: Message) -> tuple[Any, ...]:
         if not self.has_payload:
@@ -158,7 +163,15 @@ class Endpoint:
     def __call__(self, message: Message) -> Awaitable[None]:
         if self._payload_only:
             # The common shape, `async def f(payload: T)`: decode, hand back its coroutine
-            # (decode errors raise here, inside the caller's `await`).
+            # (decode errors raise here, inside the caller's `await`). Once the codec is
+            # known, decoding is inlined: one call less per message than `decode()`.
+            value = message.value
+            if value is not None and message.codec is self._codec:
+                try:
+                    payload = self._decoder(value)  # type: ignore[misc]
+                except Exception as exc:
+                    raise self._decode_error(message, exc) from exc
+                return self.func(payload)  # type: ignore[no-any-return]
             return self.func(self.decode(message))  # type: ignore[no-any-return]
         return self._call(message)
 

@@ -285,7 +285,8 @@ class EVKafkaProducer:
         producer = self._producer
         if producer is None:
             raise NotStartedError(f"producer {self.name!r} stopped while sending")
-        check_sendable(outgoing)
+        if outgoing.value is None and outgoing.key is None:
+            check_sendable(outgoing)  # raises: a tombstone needs a key
         try:
             return await producer.send(  # type: ignore[no-any-return]
                 outgoing.topic,
