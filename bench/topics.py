@@ -6,9 +6,9 @@ import asyncio
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.workload import HEADERS, order_bytes
+from evkafka import devbroker
 
 
 def unique(prefix: str) -> str:
@@ -17,12 +17,7 @@ def unique(prefix: str) -> str:
 
 async def create_topic(bootstrap: str, partitions: int, prefix: str = "bench") -> str:
     name = unique(prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        await admin.close()
+    await devbroker.create_topic(bootstrap, name, partitions)
     return name
 
 

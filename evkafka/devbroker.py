@@ -9,7 +9,20 @@ import time
 from types import TracebackType
 
 
+async def create_topic(bootstrap: str, name: str, partitions: int, replication: int = 1) -> None:
+    """Create `name` explicitly (the test broker would auto-create it with 4 partitions)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, replication)])
+    finally:
+        await admin.close()
+
+
 def free_port() -> int:
+    """A loopback port that was free a moment ago."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

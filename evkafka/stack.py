@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from evkafka.conventions import EventTypeConvention
-from evkafka.deadletter import DeadLetterPublisher
 from evkafka.errors import ConfigError
 from evkafka.middleware import Middleware
 from evkafka.middleware.commit import CommitMiddleware
 from evkafka.middleware.decoding import DecoderMiddleware
 from evkafka.middleware.errors import DEFAULT_POLICY, ErrorPolicy, ErrorPolicyMiddleware
 from evkafka.middleware.event_type import EventTypeMiddleware
-from evkafka.types import CommitMode, Committer, MessageApp
+from evkafka.types import CommitMode, Committer, DeadLetterSink, MessageApp
 
 DEFAULT_STACK: tuple[Middleware, ...] = (
     Middleware(EventTypeMiddleware),
@@ -41,7 +40,7 @@ def build_chain(
     mode: CommitMode = "post-commit",
     policy: ErrorPolicy | None = None,
     *,
-    dead_letters: DeadLetterPublisher | None = None,
+    dead_letters: DeadLetterSink | None = None,
     time_budget_ms: int | None = None,
 ) -> MessageApp:
     """commit -> error policy -> processing layers (first is outermost) -> router.

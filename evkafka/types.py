@@ -18,6 +18,25 @@ LifespanGenerator = Callable[..., AsyncIterator[dict[str, Any] | None]]
 CommitMode = Literal["post-commit", "pre-commit"]
 
 
+class DeadLetterSink(Protocol):
+    """Where the error policy writes dead letters: the consumer's publisher or TestClient's list."""
+
+    def require(self, producer: Any = None) -> None:
+        """Declare at chain-build time that a policy will dead-letter through `producer`."""
+        ...
+
+    async def publish(
+        self,
+        message: Message,
+        value: bytes | None,
+        error: BaseException,
+        topic: str,
+        producer: Any = None,
+    ) -> None:
+        """Write the record (with its original `value`) to `topic`; return once delivered."""
+        ...
+
+
 class Committer(Protocol):
     """What the commit layer talks to: the consumer engine or the TestClient."""
 

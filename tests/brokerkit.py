@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from evkafka import devbroker
 
 _seq = itertools.count()
 
@@ -21,12 +22,7 @@ def unique(prefix: str) -> str:
 
 async def create_topic(bootstrap: str, partitions: int = 1, prefix: str = "t") -> str:
     name = unique(prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        await admin.close()
+    await devbroker.create_topic(bootstrap, name, partitions)
     return name
 
 

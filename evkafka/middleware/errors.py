@@ -19,15 +19,12 @@ import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from evkafka.config import PRODUCER_KEYS, ProducerConfig, check_keys
 from evkafka.errors import ConfigError, UndecodableMessageError
 from evkafka.message import Message
-from evkafka.types import MessageApp
-
-if TYPE_CHECKING:
-    from evkafka.deadletter import DeadLetterPublisher
+from evkafka.types import DeadLetterSink, MessageApp
 
 logger = logging.getLogger("evkafka.errors")
 
@@ -208,7 +205,7 @@ class ErrorPolicyMiddleware:
         app: MessageApp,
         policy: ErrorPolicy | None = None,
         *,
-        dead_letters: DeadLetterPublisher | None = None,
+        dead_letters: DeadLetterSink | None = None,
         listener: ErrorListener | None = None,
         time_budget_ms: int | None = None,
     ) -> None:
