@@ -83,6 +83,7 @@ async def run(s: Session) -> None:
             "msgs/s",
             f"x {BASE}",
             "CPU µs/msg",
+            "CPU busy",
             "broker CPU µs/msg",
             "peak RSS MB",
             "all N in s",
@@ -97,6 +98,7 @@ async def run(s: Session) -> None:
             spread(column(rounds, name, "msgs_per_s")),
             spread(ratios(rounds, name, BASE, "msgs_per_s"), 2) if BASE in names else "-",
             spread(column(rounds, name, "cpu_us_per_msg"), 1),
+            spread(column(rounds, name, "cpu_busy"), 2),
             spread(column(rounds, name, "broker_cpu_us_per_msg"), 1),
             spread(column(rounds, name, "peak_rss_mb")),
             spread(column(rounds, name, "all_in_s"), 2),
@@ -116,6 +118,7 @@ async def run(s: Session) -> None:
                 )
     table.notes.append(
         "msgs/s and CPU over the steady window, from the 10% to the 90% distinct event; "
+        "CPU busy: CPU seconds per second in that window (1.00: never waiting on fetches); "
         "all N in s: first to last event, wind-down included. "
         "Each run: a fresh process and consumer group; exact = every id handled once "
         "and the group's committed offsets cover all events."

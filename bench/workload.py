@@ -130,6 +130,9 @@ class Tally:
             "out_of_range": self.out_of_range,
             "msgs_per_s": steady / elapsed if complete else None,
             "cpu_us_per_msg": (self.cpu_end - self.cpu_start) / steady * 1e6 if complete else None,
+            # CPU seconds per wall second in the window: near 1.0 means CPU-bound, lower
+            # means the consumer waited (on fetches, on the broker) part of the time.
+            "cpu_busy": (self.cpu_end - self.cpu_start) / elapsed if complete else None,
             "all_in_s": self.last_at - self.first_at if complete else None,
             "peak_rss_mb": peak_rss_mb(),
         }

@@ -18,6 +18,7 @@ class CommitMiddleware:
         if mode not in COMMIT_MODES:
             raise ConfigError(f"auto_commit_mode must be one of {COMMIT_MODES}, not {mode!r}")
         self.app = app
+        self.committer = committer
         self.mark_done = committer.mark_done
         self.pre_commit = mode == "pre-commit"
 

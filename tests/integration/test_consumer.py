@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import Any
+
+import pytest
 
 from evkafka import ErrorPolicy, EVKafkaApp, Handler, Request
+from evkafka.consumer import PartitionWorker
 from tests.brokerkit import committed, consumer_config, create_topic, event, produce, unique
 
 
@@ -127,29 +131,56 @@ async def test_pre_commit_failure_is_not_redelivered(bootstrap: str) -> None:
     assert seen == [3, 4]
 
 
-async def test_bounded_buffer_pauses_fetching(bootstrap: str) -> None:
+async def test_a_full_buffer_pauses_fetching_until_half_is_worked_through(
+    bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     topic = await create_topic(bootstrap, partitions=1)
     n = 3000
-    await produce(bootstrap, topic, [event(b'{"i": %d}' % i) for i in range(n)])
+    for start in range(0, n, 30):  # record batches of 30: a fetch holds whole batches
+        await produce(bootstrap, topic, [event(b'{"i": %d}' % i) for i in range(start, start + 30)])
     buffer_size = 100
     app = EVKafkaApp()
-    peak = 0
+    #: (records buffered, partition paused) at each delivery from the fetch loop.
+    deliveries: list[tuple[int, bool, int]] = []
+    real_feed = PartitionWorker.feed
+
+    def feed(worker: PartitionWorker, records: list[Any]) -> None:
+        deliveries.append((worker.buffered, worker.paused, len(records)))
+        real_feed(worker, records)
+
+    monkeypatch.setattr(PartitionWorker, "feed", feed)
+    #: (records buffered, paused in aiokafka) as each record is handled.
+    seen: list[tuple[int, bool]] = []
     done = asyncio.Event()
     handler = Handler()
 
     @handler.event("E")
     async def on_e(payload: dict) -> None:
-        nonlocal peak
-        worker = next(iter(app._running[0].workers.values()))
-        peak = max(peak, worker.buffered)
+        consumer = app._running[0]
+        worker = next(iter(consumer.workers.values()))
+        seen.append((worker.buffered, worker.tp in consumer._kafka.paused()))
         await asyncio.sleep(0)
         if payload["i"] == n - 1:
             done.set()
 
-    app.add_consumer(consumer_config(bootstrap, topic, partition_buffer_size=buffer_size), handler)
+    # Small fetches (one 30-record batch each), so the buffer fills over many of them.
+    app.add_consumer(
+        consumer_config(
+            bootstrap, topic, partition_buffer_size=buffer_size, max_partition_fetch_bytes=1024, fetch_max_bytes=1024
+        ),
+        handler,
+    )
     await run_until(app, done)
-    # One fetch may land on a full buffer before the pause takes effect; never more.
-    assert 0 < peak <= 2 * buffer_size
+    assert len(deliveries) > 10
+    # Nothing is delivered to a paused partition, and it pauses once the buffer is full:
+    assert not any(paused for _, paused, _ in deliveries)
+    assert all(before < buffer_size for before, _, _ in deliveries)
+    # so the buffer never holds more than one fetch beyond the limit.
+    largest = max(size for _, _, size in deliveries)
+    assert max(buffered for buffered, _ in seen) <= buffer_size + largest
+    # Paused while more than half full, fetching again from half.
+    assert any(paused for _, paused in seen)
+    assert all(buffered > buffer_size // 2 for buffered, paused in seen if paused)
 
 
 async def test_unreachable_broker_fails_within_the_startup_timeout() -> None:
