@@ -60,7 +60,6 @@ class PartitionWorker:
         self.task = asyncio.create_task(self._run(), name=f"evkafka-{tp.topic}-{tp.partition}")
 
     def feed(self, records: list[Any]) -> None:
-        self.tracker.track([r.offset for r in records])
         # The worker yields after each slice, so partitions share the CPU record by
         # record (a 2000-record batch would otherwise hold the loop for its whole run).
         if len(records) > SLICE:
@@ -75,8 +74,16 @@ class PartitionWorker:
         self.stopping = True
         self.batches.clear()
         self.buffered = 0
-        self.tracker.drop_after(self.current)
         self._wakeup.set()
+
+    @property
+    def first_unfinished(self) -> int | None:
+        """The oldest offset handed to this worker and not finished (where work stands)."""
+        if self.current is not None:
+            return self.current
+        if self.batches:
+            return int(self.batches[0][0].offset)
+        return self.tracker.position
 
     async def _run(self) -> None:
         c = self.consumer
@@ -118,8 +125,8 @@ class PartitionWorker:
             )
             c.fail(exc)
 
-    def _steps(self) -> tuple[MessageApp, Recover, bool, Callable[[int], None]]:
-        """(inner app, recover, pre-commit, mark done) for handling one record.
+    def _steps(self) -> tuple[MessageApp, Recover, bool, bool]:
+        """(inner app, recover, mark before, mark after) for handling one record.
 
         The commit and error-policy layers `build_chain` puts outermost run inline in
         `_handle`, the same steps as their `__call__` without two coroutines per record.
@@ -132,19 +139,20 @@ class PartitionWorker:
             and chain.committer is self.consumer
             and type(policy) is ErrorPolicyMiddleware
         ):
-            return policy.app, policy.recover, chain.pre_commit, self.tracker.mark_done
-        return chain, _reraise, False, _ignore
+            return policy.app, policy.recover, chain.pre_commit, not chain.pre_commit
+        return chain, _reraise, False, False
 
     async def _handle(
         self,
         records: list[Any],
         inner: MessageApp,
         recover: Recover,
-        pre_commit: bool,
-        mark_done: Callable[[int], None],
+        mark_before: bool,
+        mark_after: bool,
     ) -> None:
         c = self.consumer
         state, tp, name, group, client = c.state, self.tp, c.name, c.group_id, c.client_id
+        tracker = self.tracker
         for r in records:
             if self.stopping:
                 break
@@ -165,22 +173,18 @@ class PartitionWorker:
                 client,
                 tp,
             )
-            if pre_commit:
-                mark_done(offset)
+            if mark_before:
+                tracker.position = offset + 1
             try:
                 await inner(message)
             except Exception as exc:
                 await recover(message, r.value, exc)
-            if not pre_commit:
-                mark_done(offset)
+            if mark_after:
+                tracker.position = offset + 1
 
 
 async def _reraise(message: Message, value: bytes | None, error: Exception) -> None:
     raise error
-
-
-def _ignore(offset: int) -> None:
-    pass
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

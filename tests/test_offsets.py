@@ -1,4 +1,4 @@
-"""OffsetTracker: the commit position never passes an unfinished offset."""
+"""OffsetTracker: the position to commit is the offset after the last finished record."""
 
 from __future__ import annotations
 
@@ -6,41 +6,25 @@ from evkafka.offsets import OffsetTracker
 
 
 def test_nothing_done_means_nothing_to_commit() -> None:
-    t = OffsetTracker()
-    t.track([0, 1, 2])
-    assert t.to_commit() is None
+    assert OffsetTracker().to_commit() is None
 
 
-def test_in_order_completion_advances_to_next_offset() -> None:
+def test_the_position_is_the_offset_after_the_last_finished_record() -> None:
     t = OffsetTracker()
-    t.track([5, 6, 7])
     t.mark_done(5)
     t.mark_done(6)
     assert t.to_commit() == 7
 
 
-def test_a_later_success_does_not_pass_an_unfinished_offset() -> None:
+def test_gaps_in_offsets_do_not_matter() -> None:
     t = OffsetTracker()
-    t.track([0, 1, 2, 3])
-    t.mark_done(0)
-    t.mark_done(2)
-    t.mark_done(3)
-    assert t.to_commit() == 1
-    t.mark_done(1)
-    assert t.to_commit() == 4
-
-
-def test_gaps_in_offsets_are_contiguous_in_fetch_order() -> None:
-    t = OffsetTracker()
-    t.track([10, 13, 20])
     t.mark_done(10)
-    t.mark_done(13)
+    t.mark_done(13)  # 11 and 12 were compacted away
     assert t.to_commit() == 14
 
 
-def test_committed_position_is_not_reported_again() -> None:
+def test_a_committed_position_is_not_reported_again() -> None:
     t = OffsetTracker()
-    t.track([0, 1])
     t.mark_done(0)
     t.committed = t.to_commit()
     assert t.to_commit() is None
@@ -48,18 +32,8 @@ def test_committed_position_is_not_reported_again() -> None:
     assert t.to_commit() == 2
 
 
-def test_drop_after_keeps_the_in_flight_offset_committable() -> None:
-    t = OffsetTracker()
-    t.track([0, 1, 2, 3])
-    t.mark_done(0)
-    t.drop_after(1)
-    t.mark_done(1)
-    assert t.to_commit() == 2
-    assert t.in_flight == 0
-
-
-def test_unknown_offsets_are_ignored() -> None:
-    t = OffsetTracker()
-    t.track([0])
-    t.mark_done(99)
+def test_a_tracker_starts_from_a_known_committed_position() -> None:
+    t = OffsetTracker(committed=40)
     assert t.to_commit() is None
+    t.mark_done(40)
+    assert t.to_commit() == 41

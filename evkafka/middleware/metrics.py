@@ -529,8 +529,7 @@ def partition_positions(
             continue
         worker = consumer.workers.get(tp)
         if worker is not None:
-            tracker = worker.tracker
-            yield tp, hw, tracker.committed, tracker.first_unfinished, worker.buffered
+            yield tp, hw, worker.tracker.committed, worker.first_unfinished, worker.buffered
             continue
         position = _fetch_position(kafka, tp)
         yield tp, hw, position, position, 0

@@ -93,7 +93,7 @@ async def test_counters_and_lag_follow_a_scripted_run(bootstrap: str) -> None:
             await dead_lettered.wait()
         # the commit layer marked it done in the same step as the error policy reported it
         consumer = app._running[0]
-        assert consumer.workers[_tp(topic, 0)].tracker.first_unfinished == 8
+        assert consumer.workers[_tp(topic, 0)].first_unfinished == 8
         await consumer.commit()
         during = await scrape(app)
         labels = {"consumer": "obs", "topic": topic}
@@ -118,7 +118,7 @@ async def test_counters_and_lag_follow_a_scripted_run(bootstrap: str) -> None:
         release.set()
         async with asyncio.timeout(30):
             await all_done.wait()
-        assert consumer.workers[_tp(topic, 1)].tracker.first_unfinished == 4
+        assert consumer.workers[_tp(topic, 1)].first_unfinished == 4
         await consumer.commit()
         after = await scrape(app)
         assert get(after, "evkafka_messages_handled_total", **labels, event_type="Slow") == 4
