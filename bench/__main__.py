@@ -17,13 +17,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench import chain_overhead, consume, latency, producers, scaling
+from bench import chain_overhead, consume, lagging, latency, producers, scaling
 from bench.contenders import CONTENDERS
 from bench.producers import VARIANTS
 from bench.report import Report, Table
 from bench.session import Session
 
-SECTIONS = ("chain", "consume", "produce", "latency")
+SECTIONS = ("chain", "consume", "lagging", "produce", "latency")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -156,6 +156,7 @@ async def main(args: argparse.Namespace, s: Session) -> None:
     runners = {
         "chain": chain_overhead.run,
         "consume": consume.run,
+        "lagging": lagging.run,
         "produce": producers.run,
         "latency": latency.run,
     }

@@ -22,7 +22,8 @@ async def create_topic(bootstrap: str, partitions: int, prefix: str = "bench") -
 
 
 async def fill(bootstrap: str, topic: str, n: int, partitions: int) -> None:
-    """Events 0..n-1, round-robin over the partitions, each with the `Event-Type` header."""
+    """Events 0..n-1, round-robin over the partitions (`partitions` 1: all on partition 0),
+    each with the `Event-Type` header."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     try:
@@ -41,9 +42,10 @@ async def fill(bootstrap: str, topic: str, n: int, partitions: int) -> None:
         await producer.stop()
 
 
-async def orders_topic(bootstrap: str, n: int, partitions: int) -> str:
+async def orders_topic(bootstrap: str, n: int, partitions: int, filled: int | None = None) -> str:
+    """A topic of `partitions` partitions; the events go to the first `filled` of them (all)."""
     topic = await create_topic(bootstrap, partitions)
-    await fill(bootstrap, topic, n, partitions)
+    await fill(bootstrap, topic, n, filled or partitions)
     return topic
 
 

@@ -42,6 +42,9 @@ def test_smoke_run_handles_every_event_exactly_once(bootstrap: str, tmp_path: Pa
             n,
         )
         assert run["error"] is None and run["exact"]
+    (lagging_round,) = result["lagging"]["rounds"]
+    for run in lagging_round.values():
+        assert run["exact"] and run["committed"] == run["n"]
     (produce_round,) = result["produce"]["rounds"]
     for run in produce_round.values():
         assert run["exact"] and run["delivered"] == run["n"] + 100

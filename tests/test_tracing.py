@@ -22,6 +22,7 @@ from evkafka.middleware.tracing import (
     HeaderGetter,
     HeaderSetter,
     PublishTracingMiddleware,
+    RemoteParent,
     TracingMiddleware,
 )
 from evkafka.outgoing import Outgoing
@@ -340,3 +341,70 @@ async def test_without_an_sdk_the_incoming_trace_is_carried_on_without_spans() -
         await client.send_event("orders", {}, "Ping", headers={"traceparent": TRACEPARENT.encode()})
     [pong] = client.sent_events("Pong")
     assert ids(pong.header("traceparent")) == (TRACE_ID, PARENT_ID)
+
+
+UNSAMPLED = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-00"
+
+
+def pong_app(provider: TracerProvider) -> tuple[EVKafkaApp, Handler]:
+    handler, sender = Handler(), Sender()
+
+    @sender.event("Pong", topic="pongs")
+    async def send_pong(payload: dict) -> None: ...
+
+    @handler.event("Ping")
+    async def ping(payload: dict) -> None:
+        await send_pong(payload)
+
+    app = traced_app(provider, handler)
+    app.add_producer(
+        {"bootstrap_servers": "x"},
+        sender,
+        middleware=[Middleware(PublishTracingMiddleware, tracer_provider=provider)],
+    )
+    return app, handler
+
+
+async def test_an_unsampled_record_under_the_default_sampler_gets_no_span_but_carries_its_trace(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    app, _ = pong_app(provider)
+    async with TestClient(app) as client:
+        await client.send_event("orders", {}, "Ping", headers={"traceparent": UNSAMPLED.encode()})
+        await client.send_event("orders", {}, "Ping", headers={"traceparent": TRACEPARENT.encode()})
+    # Only the sampled record's spans (consumer and producer) are recorded.
+    assert sorted(s.kind.name for s in exporter.get_finished_spans()) == ["CONSUMER", "PRODUCER"]
+    unsampled, sampled = client.sent_events("Pong")
+    _, trace_id, _, flags = (unsampled.header("traceparent") or b"").decode().split("-")
+    assert (int(trace_id, 16), flags) == (TRACE_ID, "00")  # the trace goes on, unsampled
+    assert ids(sampled.header("traceparent"))[0] == TRACE_ID
+
+
+async def test_a_sampler_that_records_unsampled_parents_still_gets_its_spans(
+    exporter: InMemorySpanExporter,
+) -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    assert not TracingMiddleware(_noop, tracer_provider=provider).drops_unsampled
+    handler = Handler()
+
+    @handler.event("Ping")
+    async def ping(payload: dict) -> None:
+        pass
+
+    async with TestClient(traced_app(provider, handler)) as client:
+        await client.send_event("orders", {}, "Ping", headers={"traceparent": UNSAMPLED.encode()})
+    span = only(exporter.get_finished_spans(), SpanKind.CONSUMER)
+    assert span.context.trace_id == TRACE_ID
+
+
+def test_a_lone_traceparent_is_parsed_only_when_asked_for() -> None:
+    context = TracingMiddleware(_noop).extract((("traceparent", TRACEPARENT.encode()),))
+    parent = trace.get_current_span(context)
+    assert isinstance(parent, RemoteParent)
+    assert parent._traceparent is not None  # not parsed yet
+    assert parent.get_span_context().trace_id == TRACE_ID
+    assert parent._traceparent is None
+    assert parent.get_span_context().span_id == PARENT_ID

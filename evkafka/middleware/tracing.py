@@ -9,9 +9,11 @@ every event it sends, so an event produced inside an endpoint carries the trace 
 Attributes follow the OpenTelemetry messaging semantic conventions. Needs the `tracing`
 extra (`pip install evkafka[tracing]`); without an SDK configured the spans are no-ops.
 
-Cost: a span per message is the price of per-message tracing. The OpenTelemetry SDK spends
-more on one recorded span than evkafka spends on the rest of a message, so on a hot topic
-sample at the source (the SDK's default ParentBased sampler follows the traceparent flags).
+Cost: a recorded span per message is the price of per-message tracing: the OpenTelemetry
+SDK spends more on one than evkafka spends on the rest of a message, so on a hot topic sample
+at the source. With the SDK's default ParentBased sampler a record whose traceparent is not
+sampled gets no span at all (the SDK would drop it), only its context; and the traceparent
+is parsed only when something needs it (a child span, an injection into an outgoing event).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ try:
     from opentelemetry.propagate import get_global_textmap
     from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
     from opentelemetry.trace import (
+        INVALID_SPAN_CONTEXT,
         NonRecordingSpan,
         SpanContext,
         SpanKind,
@@ -91,6 +94,9 @@ W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
 #: A version-00 traceparent exactly as W3C writes it (anything else takes the generic path).
 _TRACEPARENT_V00 = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
+#: The two trace-flags values senders write, built once.
+_FLAGS = {b"00": TraceFlags(0), b"01": TraceFlags(1)}
+
 GETTER = HeaderGetter()
 #: The empty context: a record without trace context starts a new trace, never a child of
 #: whatever span happened to be current where the consumer was started.
@@ -110,6 +116,58 @@ def _has_sdk(provider: TracerProvider | None) -> bool:
         return not isinstance(provider, trace.NoOpTracerProvider)
     current = trace.get_tracer_provider()
     return not isinstance(current, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+class RemoteParent(NonRecordingSpan):
+    """The upstream span a record's `traceparent` names, parsed the first time anything asks
+    for it (a publish layer injecting it, the SDK starting a child span): most records never
+    need it, and parsing costs more than the rest of the tracing layer."""
+
+    def __init__(self, traceparent: bytes, headers: Headers, propagator: TextMapPropagator):
+        # NonRecordingSpan.__init__ only sets _context: set here, one call less per record.
+        self._context = INVALID_SPAN_CONTEXT
+        self._traceparent: bytes | None = traceparent
+        self._headers = headers
+        self._propagator = propagator
+
+    def get_span_context(self) -> SpanContext:
+        if self._traceparent is not None:
+            self._context = self._parse(self._traceparent)
+            self._traceparent = None
+            del self._headers, self._propagator
+        return self._context
+
+    def _parse(self, traceparent: bytes) -> SpanContext:
+        match = _TRACEPARENT_V00.fullmatch(traceparent)
+        if match is None:  # another version or a malformed value: as the propagator reads it
+            context = self._propagator.extract(self._headers, ROOT, GETTER)
+            return trace.get_current_span(context).get_span_context()
+        trace_id, span_id = int(match[1], 16), int(match[2], 16)
+        if not trace_id or not span_id:
+            return INVALID_SPAN_CONTEXT
+        flags = _FLAGS.get(match[3]) or TraceFlags(int(match[3], 16))
+        return SpanContext(trace_id, span_id, True, flags)
+
+
+def _unsampled(span: trace.Span) -> bool:
+    context = span.get_span_context()
+    return context.is_valid and not context.trace_flags.sampled
+
+
+def _drops_unsampled_parents(provider: TracerProvider | None) -> bool:
+    """Whether the SDK sampler is ParentBased with its default ALWAYS_OFF for parents (remote
+    and local) that are not sampled. Read from SDK attributes; should they change, spans are
+    simply started as before."""
+    try:
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+    except ImportError:  # pragma: no cover - an SDK other than the reference one
+        return False
+    sampler = getattr(provider or trace.get_tracer_provider(), "sampler", None)
+    return (
+        type(sampler) is ParentBased
+        and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+        and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+    )
 
 
 def _key_text(key: bytes) -> str:
@@ -140,12 +198,15 @@ class TracingMiddleware:
         #: Only W3C trace context and baggage are read: a lone traceparent may be parsed here.
         self.w3c = "traceparent" in self.fields and self.fields <= W3C_FIELDS
         self.recording = _has_sdk(tracer_provider)
+        #: The sampler drops every span whose parent is not sampled (the SDK default,
+        #: ParentBased): such a record gets no span at all, only its context made current.
+        self.drops_unsampled = self.recording and _drops_unsampled_parents(tracer_provider)
 
     def extract(self, headers: Headers) -> Context:
         """The context the headers carry; an empty one (a new trace) when they carry none.
 
-        A lone W3C `traceparent` (the common case) is parsed here, several times faster
-        than the generic propagator path, which handles everything else.
+        A lone W3C `traceparent` (the common case) becomes a `RemoteParent`, parsed only when
+        something asks for it; anything else goes through the propagator.
         """
         fields = self.fields
         traceparent = None
@@ -157,18 +218,13 @@ class TracingMiddleware:
                 traceparent = value
         if traceparent is None:
             return ROOT
-        match = _TRACEPARENT_V00.fullmatch(traceparent)
-        if match is None:
-            return self.propagator.extract(headers, ROOT, GETTER)
-        trace_id, span_id = int(match[1], 16), int(match[2], 16)
-        if not trace_id or not span_id:
-            return ROOT
-        remote = SpanContext(trace_id, span_id, True, TraceFlags(int(match[3], 16)))
-        return trace.set_span_in_context(NonRecordingSpan(remote), ROOT)
+        return trace.set_span_in_context(RemoteParent(traceparent, headers, self.propagator), ROOT)
 
     async def __call__(self, message: Message) -> None:
         parent = self.extract(message.headers) if message.headers else ROOT
-        if not self.recording:
+        if not self.recording or (
+            self.drops_unsampled and _unsampled(trace.get_current_span(parent))
+        ):
             token = otel_context.attach(parent)
             try:
                 await self.app(message)
@@ -232,9 +288,13 @@ class PublishTracingMiddleware:
         self.tracer = _tracer(tracer_provider)
         self.propagator = propagator or get_global_textmap()
         self.spans = spans
+        #: As on the inbound side: no span where the sampler would drop it anyway.
+        self.drops_unsampled = _has_sdk(tracer_provider) and _drops_unsampled_parents(
+            tracer_provider
+        )
 
     async def __call__(self, outgoing: Outgoing) -> None:
-        if not self.spans:
+        if not self.spans or (self.drops_unsampled and _unsampled(trace.get_current_span())):
             self.propagator.inject(outgoing.headers, setter=SETTER)
             await self.app(outgoing)
             return
