@@ -30,14 +30,19 @@ from evkafka.testclient import InMemoryCommitter
 PAYLOAD = order_bytes(123456)
 
 
-def traceparent(i: int) -> bytes:
-    """A distinct trace per message; one in ten sampled upstream (flags 01), as a 10%
+def traceparent(i: int, every: int = 10) -> bytes:
+    """A distinct trace per message; one in `every` sampled upstream (flags 01), as a
     head-sampling producer would send them."""
-    return b"00-%032x-%016x-%s" % (i + 1, i + 1, b"01" if i % 10 == 0 else b"00")
+    return b"00-%032x-%016x-%s" % (i + 1, i + 1, b"01" if i % every == 0 else b"00")
 
 
-def headers(i: int) -> list[tuple[str, bytes]]:
-    return [("Event-Type", b"OrderCreated"), ("traceparent", traceparent(i))]
+def headers(i: int, every: int = 10) -> list[tuple[str, bytes]]:
+    return [("Event-Type", b"OrderCreated"), ("traceparent", traceparent(i, every))]
+
+
+def sampled_every(name: str) -> int:
+    """Upstream sampling of a set-up's records: 1 in 100 for the `1%` set-ups, else 1 in 10."""
+    return 100 if "1%" in name else 10
 
 
 class DropSpans(SpanExporter):
@@ -51,12 +56,24 @@ class DropSpans(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+#: Providers of the set-up being measured: shut down after its run, so no export thread
+#: of one set-up is still working through its queue while the next one is measured.
+_providers: list[TracerProvider] = []
+
+
 def sdk_provider(record_all: bool) -> TracerProvider:
     """An SDK provider exporting in batches: recording every span, or following the
     upstream sampling decision in the traceparent (ParentBased, the SDK default)."""
     provider = TracerProvider(sampler=ALWAYS_ON if record_all else ParentBased(ALWAYS_ON))
     provider.add_span_processor(BatchSpanProcessor(DropSpans(), max_queue_size=65536))
+    _providers.append(provider)
     return provider
+
+
+def shut_down_providers() -> None:
+    """Export what is queued and stop the export threads (part of the measured cost)."""
+    while _providers:
+        _providers.pop().shutdown()
 
 
 def setups() -> dict[str, Callable[[], list[Middleware] | None]]:
@@ -69,9 +86,11 @@ def setups() -> dict[str, Callable[[], list[Middleware] | None]]:
         "plain": lambda: None,
         "metrics": lambda: [Metrics().middleware()],
         "tracing, no SDK": lambda: [Middleware(TracingMiddleware)],
+        "tracing, SDK 1%": lambda: [tracing(False)],
         "tracing, SDK 10%": lambda: [tracing(False)],
         "tracing, SDK all": lambda: [tracing(True)],
         "both, no SDK": lambda: [Metrics().middleware(), Middleware(TracingMiddleware)],
+        "both, SDK 1%": lambda: [Metrics().middleware(), tracing(False)],
         "both, SDK 10%": lambda: [Metrics().middleware(), tracing(False)],
         "both, SDK all": lambda: [Metrics().middleware(), tracing(True)],
     }
@@ -87,10 +106,10 @@ def handler_for(seen: Callable[[Order], None]) -> Handler:
     return handler
 
 
-async def chain_us(middleware: list[Middleware] | None, n: int) -> float:
+async def chain_us(middleware: list[Middleware] | None, n: int, every: int = 10) -> float:
     chain = build_chain(handler_for(lambda order: None), middleware, InMemoryCommitter())
     state: dict[str, object] = {}
-    variants = [tuple(headers(i)) for i in range(100)]
+    variants = [tuple(headers(i, every)) for i in range(100)]
     start = time.perf_counter()
     for i in range(n):
         await chain(
@@ -98,6 +117,7 @@ async def chain_us(middleware: list[Middleware] | None, n: int) -> float:
                 "orders", 0, i, b"k", PAYLOAD, variants[i % 100], 0, state=state, consumer_name="c"
             )
         )
+    shut_down_providers()
     return (time.perf_counter() - start) / n * 1e6
 
 
@@ -106,7 +126,7 @@ def in_process(n: int, rounds: int) -> None:
     results: dict[str, list[float]] = {name: [] for name in setups()}
     for _ in range(rounds):
         for name, make in setups().items():
-            results[name].append(asyncio.run(chain_us(make(), n)))
+            results[name].append(asyncio.run(chain_us(make(), n, sampled_every(name))))
     plain = min(results["plain"])
     for name, runs in results.items():
         best = min(runs)
@@ -141,9 +161,11 @@ async def consume_rate(
     try:
         async with asyncio.timeout(300):
             await done.wait()
+        shut_down_providers()
         elapsed, cpu = time.perf_counter() - first, time.process_time() - cpu_first
     finally:
         await app.stop()
+        shut_down_providers()
     return (n - 1) / elapsed, cpu / (n - 1) * 1e6
 
 
@@ -151,19 +173,24 @@ async def with_broker(n: int, rounds: int) -> None:
     from evkafka.devbroker import DevBroker
     from tests.brokerkit import create_topic, produce
 
-    names = ["plain", "metrics", "both, no SDK", "both, SDK 10%", "both, SDK all"]
+    names = ["plain", "metrics", "both, no SDK", "both, SDK 1%", "both, SDK 10%", "both, SDK all"]
     with DevBroker() as broker:
         bootstrap = broker.bootstrap_servers
-        topic = await create_topic(bootstrap, partitions=4)
-        await produce(
-            bootstrap, topic, [(PAYLOAD, b"k%d" % i, headers(i), i % 4) for i in range(n)]
-        )
+        topics: dict[int, str] = {}
+        for every in sorted({sampled_every(name) for name in names}):
+            topics[every] = await create_topic(bootstrap, partitions=4)
+            await produce(
+                bootstrap,
+                topics[every],
+                [(PAYLOAD, b"k%d" % i, headers(i, every), i % 4) for i in range(n)],
+            )
         print(f"broker: {n} messages, 4 partitions, {rounds} interleaved rounds")
         rates: dict[str, list[float]] = {name: [] for name in names}
         cpus: dict[str, list[float]] = {name: [] for name in names}
         make = setups()
         for r in range(rounds):
             for name in names:
+                topic = topics[sampled_every(name)]
                 rate, cpu = await consume_rate(bootstrap, topic, n, make[name]())
                 rates[name].append(rate)
                 cpus[name].append(cpu)

@@ -408,3 +408,26 @@ def test_a_lone_traceparent_is_parsed_only_when_asked_for() -> None:
     assert parent.get_span_context().trace_id == TRACE_ID
     assert parent._traceparent is None
     assert parent.get_span_context().span_id == PARENT_ID
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "unsampled"),
+    [
+        (UNSAMPLED, True),
+        (TRACEPARENT, False),
+        (f"00-{0:032x}-{PARENT_ID:016x}-00", False),  # invalid: not a parent at all
+        (f"00-{TRACE_ID:032x}-{0:016x}-00", False),
+        (f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-02", True),  # random-trace-id flag only
+        (f"01-{TRACE_ID:032x}-{PARENT_ID:016x}-00-extra", True),  # a later version
+        ("garbage", False),
+    ],
+)
+def test_an_unsampled_parent_is_recognised_as_the_parsed_context_would_say(
+    traceparent: str, unsampled: bool
+) -> None:
+    headers = (("traceparent", traceparent.encode()),)
+    span = trace.get_current_span(TracingMiddleware(_noop).extract(headers))
+    assert isinstance(span, RemoteParent)
+    assert span.unsampled() is unsampled
+    parsed = span.get_span_context()
+    assert unsampled is (parsed.is_valid and not parsed.trace_flags.sampled)

@@ -96,6 +96,8 @@ _TRACEPARENT_V00 = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})"
 
 #: The two trace-flags values senders write, built once.
 _FLAGS = {b"00": TraceFlags(0), b"01": TraceFlags(1)}
+#: An all-zero (invalid) trace or span id, sliced to length.
+_ZEROS = b"0" * 32
 
 GETTER = HeaderGetter()
 #: The empty context: a record without trace context starts a new trace, never a child of
@@ -137,6 +139,16 @@ class RemoteParent(NonRecordingSpan):
             del self._headers, self._propagator
         return self._context
 
+    def unsampled(self) -> bool:
+        """Whether this is a valid parent with the sampled flag off, without building its
+        context when the traceparent is a plain version-00 one."""
+        match = None if self._traceparent is None else _TRACEPARENT_V00.fullmatch(self._traceparent)
+        if match is None:
+            context = self.get_span_context()
+            return context.is_valid and not context.trace_flags.sampled
+        flags = _FLAGS.get(match[3]) or TraceFlags(int(match[3], 16))
+        return not flags.sampled and match[1] != _ZEROS[:32] and match[2] != _ZEROS[:16]
+
     def _parse(self, traceparent: bytes) -> SpanContext:
         match = _TRACEPARENT_V00.fullmatch(traceparent)
         if match is None:  # another version or a malformed value: as the propagator reads it
@@ -150,6 +162,8 @@ class RemoteParent(NonRecordingSpan):
 
 
 def _unsampled(span: trace.Span) -> bool:
+    if isinstance(span, RemoteParent):
+        return span.unsampled()
     context = span.get_span_context()
     return context.is_valid and not context.trace_flags.sampled
 
