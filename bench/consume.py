@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from bench.contenders import CONTENDERS
@@ -47,23 +48,19 @@ async def one_run(s: Session, name: str, topic: str, n: int) -> dict[str, Any]:
     return result
 
 
-async def run(s: Session) -> None:
-    names, skipped = available(s.contenders)
-    topics: dict[bool, tuple[str, int]] = {
-        False: (await orders_topic(s.bootstrap, s.n, s.partitions), s.n)
-    }
-    if any(CONTENDERS[n][2] for n in names):
-        small = max(1000, s.n // 10)
-        topics[True] = (await orders_topic(s.bootstrap, small, s.partitions), small)
+async def interleaved(
+    s: Session, section: str, names: list[str], topic_for: Callable[[str], tuple[str, int]]
+) -> list[dict[str, dict[str, Any]]]:
+    """Each contender on its (topic, events) in turn, round after round; failures reported."""
     rounds: list[dict[str, dict[str, Any]]] = []
     for r in range(s.rounds):
         runs: dict[str, dict[str, Any]] = {}
         for name in names:
-            topic, n = topics[CONTENDERS[name][2]]
+            topic, n = topic_for(name)
             result = runs[name] = await one_run(s, name, topic, n)
             if not result["exact"]:
                 s.report.fail(
-                    f"consume {name} round {r + 1}: handled {result['handled']} "
+                    f"{section} {name} round {r + 1}: handled {result['handled']} "
                     f"(distinct {result['distinct']}) of {n}, committed {result['committed']}, "
                     f"error {result['error']}"
                 )
@@ -75,6 +72,18 @@ async def run(s: Session) -> None:
                 flush=True,
             )
         rounds.append(runs)
+    return rounds
+
+
+async def run(s: Session) -> None:
+    names, skipped = available(s.contenders)
+    topics: dict[bool, tuple[str, int]] = {
+        False: (await orders_topic(s.bootstrap, s.n, s.partitions), s.n)
+    }
+    if any(CONTENDERS[n][2] for n in names):
+        small = max(1000, s.n // 10)
+        topics[True] = (await orders_topic(s.bootstrap, small, s.partitions), small)
+    rounds = await interleaved(s, "consume", names, lambda name: topics[CONTENDERS[name][2]])
     s.report.data["consume"] = {"rounds": rounds, "skipped": skipped}
     table = Table(
         f"Consume: {s.n:,} events x {s.rounds} rounds, {s.partitions} partitions (median, min-max)",

@@ -8,9 +8,7 @@ the consume section.
 
 from __future__ import annotations
 
-from typing import Any
-
-from bench.consume import BASE, one_run
+from bench.consume import BASE, interleaved
 from bench.report import Table, column, ratios, spread
 from bench.session import Session
 from bench.topics import orders_topic
@@ -21,18 +19,7 @@ CONTENDERS = ["raw-aiokafka", "evkafka-pydantic"]
 async def run(s: Session) -> None:
     n = max(1000, s.n // 2)
     topic = await orders_topic(s.bootstrap, n, s.partitions, filled=1)
-    rounds: list[dict[str, dict[str, Any]]] = []
-    for r in range(s.rounds):
-        runs: dict[str, dict[str, Any]] = {}
-        for name in CONTENDERS:
-            result = runs[name] = await one_run(s, name, topic, n)
-            if not result["exact"]:
-                s.report.fail(
-                    f"lagging {name} round {r + 1}: handled {result['handled']} of {n}, "
-                    f"committed {result['committed']}, error {result['error']}"
-                )
-            print(f"  round {r + 1} {name:18s} {result['msgs_per_s'] or 0:>9,.0f} msgs/s", flush=True)
-        rounds.append(runs)
+    rounds = await interleaved(s, "lagging", CONTENDERS, lambda name: (topic, n))
     s.report.data["lagging"] = {"rounds": rounds}
     table = Table(
         f"One lagging partition: {n:,} events all on partition 0 of {s.partitions}, the "

@@ -68,9 +68,8 @@ def only(spans: tuple[ReadableSpan, ...], kind: SpanKind) -> ReadableSpan:
     return found[0]
 
 
-async def test_consumer_span_continues_the_trace_and_the_produced_event_carries_it(
-    provider: TracerProvider, exporter: InMemorySpanExporter
-) -> None:
+def pong_app(provider: TracerProvider) -> EVKafkaApp:
+    """A traced app whose `Ping` endpoint sends a `Pong` through a traced producer."""
     handler, sender = Handler(), Sender()
 
     @sender.event("Pong", topic="pongs")
@@ -86,7 +85,13 @@ async def test_consumer_span_continues_the_trace_and_the_produced_event_carries_
         sender,
         middleware=[Middleware(PublishTracingMiddleware, tracer_provider=provider)],
     )
-    async with TestClient(app) as client:
+    return app
+
+
+async def test_consumer_span_continues_the_trace_and_the_produced_event_carries_it(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    async with TestClient(pong_app(provider)) as client:
         await client.send_event(
             "orders", {"n": 1}, "Ping", key=b"k-1", headers={"traceparent": TRACEPARENT.encode()}
         )
@@ -320,24 +325,9 @@ async def test_a_record_without_context_starts_a_new_trace_even_inside_a_span(
 
 
 async def test_without_an_sdk_the_incoming_trace_is_carried_on_without_spans() -> None:
-    handler, sender = Handler(), Sender()
-
-    @sender.event("Pong", topic="pongs")
-    async def send_pong(payload: dict) -> None: ...
-
-    @handler.event("Ping")
-    async def ping(payload: dict) -> None:
-        await send_pong(payload)
-
     noop = trace.NoOpTracerProvider()
-    app = traced_app(noop, handler)  # type: ignore[arg-type]
     assert not TracingMiddleware(_noop, tracer_provider=noop).recording
-    app.add_producer(
-        {"bootstrap_servers": "x"},
-        sender,
-        middleware=[Middleware(PublishTracingMiddleware, tracer_provider=noop)],
-    )
-    async with TestClient(app) as client:
+    async with TestClient(pong_app(noop)) as client:  # type: ignore[arg-type]
         await client.send_event("orders", {}, "Ping", headers={"traceparent": TRACEPARENT.encode()})
     [pong] = client.sent_events("Pong")
     assert ids(pong.header("traceparent")) == (TRACE_ID, PARENT_ID)
@@ -346,29 +336,10 @@ async def test_without_an_sdk_the_incoming_trace_is_carried_on_without_spans() -
 UNSAMPLED = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-00"
 
 
-def pong_app(provider: TracerProvider) -> tuple[EVKafkaApp, Handler]:
-    handler, sender = Handler(), Sender()
-
-    @sender.event("Pong", topic="pongs")
-    async def send_pong(payload: dict) -> None: ...
-
-    @handler.event("Ping")
-    async def ping(payload: dict) -> None:
-        await send_pong(payload)
-
-    app = traced_app(provider, handler)
-    app.add_producer(
-        {"bootstrap_servers": "x"},
-        sender,
-        middleware=[Middleware(PublishTracingMiddleware, tracer_provider=provider)],
-    )
-    return app, handler
-
-
 async def test_an_unsampled_record_under_the_default_sampler_gets_no_span_but_carries_its_trace(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
-    app, _ = pong_app(provider)
+    app = pong_app(provider)
     async with TestClient(app) as client:
         await client.send_event("orders", {}, "Ping", headers={"traceparent": UNSAMPLED.encode()})
         await client.send_event("orders", {}, "Ping", headers={"traceparent": TRACEPARENT.encode()})
