@@ -183,6 +183,32 @@ async def test_a_full_buffer_pauses_fetching_until_half_is_worked_through(
     assert all(buffered > buffer_size // 2 for buffered, paused in seen if paused)
 
 
+async def test_a_paused_partition_does_not_wait_behind_caught_up_ones(bootstrap: str) -> None:
+    # Every record on partition 0 of 4. While 0 is paused, a fetch request carries only
+    # the caught-up partitions and the broker may hold it for fetch_max_wait_ms (10 s here);
+    # partition 0, resumed, must not wait behind it (about 2 s in all here without a wait).
+    topic = await create_topic(bootstrap, partitions=4)
+    n = 40_000
+    pad = b"x" * 180
+    await produce(bootstrap, topic, [event(b'{"i": %d, "pad": "%s"}' % (i, pad)) for i in range(n)])
+    handler, done = Handler(), asyncio.Event()
+
+    @handler.event("E")
+    async def on_e(payload: dict) -> None:
+        if payload["i"] == n - 1:
+            done.set()
+
+    app = EVKafkaApp()
+    app.add_consumer(
+        consumer_config(bootstrap, topic, fetch_max_wait_ms=10_000),
+        handler,
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await run_until(app, done, timeout=90)
+    assert loop.time() - started < 8
+
+
 async def test_unreachable_broker_fails_within_the_startup_timeout() -> None:
     from evkafka.devbroker import free_port
 
