@@ -324,8 +324,8 @@ def _json() -> Any:
 class FailingRecorder(RecordingProducer):
     """Accepts events, then fails the delivery of those whose event type is 'Bad'."""
 
-    async def _transmit(self, outgoing: Outgoing) -> asyncio.Future[Any]:
-        future = await super()._transmit(outgoing)
+    async def _record(self, outgoing: Outgoing) -> asyncio.Future[Any]:
+        future = await super()._record(outgoing)
         if outgoing.event_type == "Bad":
             future = asyncio.get_running_loop().create_future()
             asyncio.get_running_loop().call_soon(future.set_exception, OSError("broker said no"))
@@ -376,7 +376,7 @@ class ManualRecorder(RecordingProducer):
         super().__init__({"topic": "t"}, [])
         self.deliveries: list[asyncio.Future[Any]] = []
 
-    async def _transmit(self, outgoing: Outgoing) -> asyncio.Future[Any]:
+    async def _record(self, outgoing: Outgoing) -> asyncio.Future[Any]:
         delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.deliveries.append(delivery)
         return delivery

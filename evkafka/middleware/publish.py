@@ -47,7 +47,8 @@ class SendLayer:
         self.encode = codec.encode
         self.write = convention.write
 
-    async def __call__(self, outgoing: Outgoing) -> None:
+    def prepare(self, outgoing: Outgoing) -> None:
+        """Encode the payload (unless a layer set `value`) and write the event type."""
         value = outgoing.value
         if value is None and outgoing.payload is not None:
             try:
@@ -58,6 +59,9 @@ class SendLayer:
                     f"({type(outgoing.payload).__name__}): {exc}"
                 ) from exc
         outgoing.value = self.write(outgoing.event_type, value, outgoing.headers)
+
+    async def __call__(self, outgoing: Outgoing) -> None:
+        self.prepare(outgoing)
         outgoing.delivery = await self.transmit(outgoing)
 
 
