@@ -152,7 +152,7 @@ class PartitionWorker:
     ) -> None:
         c = self.consumer
         state, tp, name, group, client = c.state, self.tp, c.name, c.group_id, c.client_id
-        tracker = self.tracker
+        mark_done = self.tracker.mark_done
         for r in records:
             if self.stopping:
                 break
@@ -174,13 +174,13 @@ class PartitionWorker:
                 tp,
             )
             if mark_before:
-                tracker.position = offset + 1
+                mark_done(offset)
             try:
                 await inner(message)
             except Exception as exc:
                 await recover(message, r.value, exc)
             if mark_after:
-                tracker.position = offset + 1
+                mark_done(offset)
 
 
 async def _reraise(message: Message, value: bytes | None, error: Exception) -> None:

@@ -184,6 +184,11 @@ def _drops_unsampled_parents(provider: TracerProvider | None) -> bool:
     )
 
 
+def _record_failure(span: trace.Span, exc: Exception) -> None:
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
 def _key_text(key: bytes) -> str:
     return key.decode("utf-8", "backslashreplace")
 
@@ -273,8 +278,7 @@ class TracingMiddleware:
         try:
             await self.app(message)
         except Exception as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            _record_failure(span, exc)
             raise
         finally:
             otel_context.detach(token)
@@ -330,8 +334,7 @@ class PublishTracingMiddleware:
         try:
             await self.app(outgoing)
         except Exception as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            _record_failure(span, exc)
             raise
         finally:
             span.end()
