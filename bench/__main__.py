@@ -17,13 +17,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench import chain_overhead, consume, lagging, latency, producers, scaling
+from bench import chain_overhead, consume, lagging, latency, observability, producers, scaling
 from bench.contenders import CONTENDERS
 from bench.producers import VARIANTS
-from bench.report import Report, Table
+from bench.report import Report, Table, ratios
 from bench.session import Session
 
-SECTIONS = ("chain", "consume", "lagging", "produce", "latency")
+SECTIONS = ("chain", "consume", "lagging", "observability", "produce", "latency")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -76,6 +76,8 @@ def session(args: argparse.Namespace, bootstrap: str, broker_pid: int | None) ->
         chain_n=1_000 if smoke else 20_000,
         chain_repeats=2 if smoke else 20,
     )
+    if smoke:
+        settings.observability_contenders = ["evkafka-pydantic", "evkafka-observed-sdk"]
     settings.report.settings = {
         "mode": "smoke" if smoke else "scaling" if args.scaling else "full",
         "events per consume run": settings.n,
@@ -117,6 +119,18 @@ def targets(s: Session) -> None:
             f"{worst:.2f} µs (worst type)",
             "yes" if worst <= 5 else "no",
         )
+    observed_rounds = data.get("observability", {}).get("rounds", [])
+    for name, label in [
+        ("evkafka-observed", "no SDK"),
+        ("evkafka-observed-sdk", "SDK, 1% sampled"),
+    ]:
+        observed = median(ratios(observed_rounds, name, "evkafka-pydantic", "msgs_per_s"))
+        if observed is not None:
+            table.add(
+                f"metrics + tracing ({label}) >= 0.8x plain stack",
+                f"{observed:.2f}x",
+                "yes" if observed >= 0.8 else "no",
+            )
     produce_rounds = data.get("produce", {}).get("rounds", [])
     sender = median(
         [
@@ -157,6 +171,7 @@ async def main(args: argparse.Namespace, s: Session) -> None:
         "chain": chain_overhead.run,
         "consume": consume.run,
         "lagging": lagging.run,
+        "observability": observability.run,
         "produce": producers.run,
         "latency": latency.run,
     }

@@ -57,9 +57,9 @@ async def _report_progress(tally: TimedTally, every_s: float = 0.02) -> None:
 
 async def consume(job: dict[str, Any]) -> dict[str, Any]:
     """Run one contender; alone it stops at the last id, in a shared group when told to."""
-    from bench.contenders import CONTENDERS
+    from bench.contenders import runner as contender
 
-    runner = CONTENDERS[job["contender"]][0]
+    runner = contender(job["contender"])
     shared = job.get("shared", False)
     timed = TimedTally(job["n"]) if shared else None
     tally = timed or Tally(job["n"])

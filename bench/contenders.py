@@ -50,7 +50,12 @@ async def raw_aiokafka(
 
 
 async def _evkafka(
-    payload_type: type, topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
+    payload_type: type,
+    topic: str,
+    kafka: dict[str, Any],
+    tally: Tally,
+    stop: asyncio.Event,
+    middleware: list[Any] | None = None,
 ) -> None:
     from evkafka import EVKafkaApp, Handler
 
@@ -68,7 +73,7 @@ async def _evkafka(
         async def on_order_struct(order: OrderStruct) -> None:
             see(order.id)
 
-    app = EVKafkaApp()
+    app = EVKafkaApp(middleware=middleware)
     app.add_consumer({"topics": [topic], **kafka}, handler, name="bench")  # type: ignore[typeddict-item]
     await app.start()
     try:
@@ -89,6 +94,54 @@ async def evkafka_msgspec(
 ) -> None:
     """evkafka's default stack (post-commit), a msgspec Struct endpoint."""
     await _evkafka(OrderStruct, topic, kafka, tally, stop)
+
+
+async def _observed(
+    tracing: str | None, topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
+) -> None:
+    """The default stack with the metrics layer, and the tracing layer unless `tracing` is
+    None: "api" (no SDK installed, no spans) or "sdk" (the SDK's default ParentBased
+    sampler following the upstream decision, spans exported in batches and dropped)."""
+    from evkafka.middleware import Middleware
+    from evkafka.middleware.metrics import Metrics
+
+    middleware = [Metrics().middleware()]
+    provider = None
+    if tracing is not None:
+        from evkafka.middleware.tracing import TracingMiddleware
+
+        if tracing == "sdk":
+            from bench.spans import sdk_provider
+
+            provider = sdk_provider()
+        middleware.append(Middleware(TracingMiddleware, tracer_provider=provider))
+    try:
+        await _evkafka(Order, topic, kafka, tally, stop, middleware)
+    finally:
+        if provider is not None:
+            provider.shutdown()
+
+
+async def evkafka_metrics(
+    topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
+) -> None:
+    """evkafka-pydantic with the metrics layer."""
+    await _observed(None, topic, kafka, tally, stop)
+
+
+async def evkafka_observed(
+    topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
+) -> None:
+    """evkafka-pydantic with metrics and tracing, OpenTelemetry API only (no SDK)."""
+    await _observed("api", topic, kafka, tally, stop)
+
+
+async def evkafka_observed_sdk(
+    topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
+) -> None:
+    """evkafka-pydantic with metrics and tracing, the OpenTelemetry SDK recording the
+    records sampled upstream."""
+    await _observed("sdk", topic, kafka, tally, stop)
 
 
 async def _faststream(
@@ -138,3 +191,15 @@ CONTENDERS: dict[str, tuple[Contender, bool, bool]] = {
     "faststream": (faststream_default, True, True),
     "faststream-ack": (faststream_ack, True, True),
 }
+
+#: The observability section's contenders, evkafka-pydantic plus its middleware.
+OBSERVED: dict[str, Contender] = {
+    "evkafka-metrics": evkafka_metrics,
+    "evkafka-observed": evkafka_observed,
+    "evkafka-observed-sdk": evkafka_observed_sdk,
+}
+
+
+def runner(name: str) -> Contender:
+    """The contender called `name`, of either table."""
+    return OBSERVED[name] if name in OBSERVED else CONTENDERS[name][0]

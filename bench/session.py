@@ -64,6 +64,14 @@ class Session:
         default_factory=lambda: ["raw-aiokafka", "evkafka-pydantic"]
     )
     partitions: int = 4
+    observability_contenders: list[str] = field(
+        default_factory=lambda: [
+            "evkafka-pydantic",
+            "evkafka-metrics",
+            "evkafka-observed",
+            "evkafka-observed-sdk",
+        ]
+    )
 
     def child_timeout(self, n: int, min_rate: float = 500) -> float:
         """Seconds a run of `n` messages may take before it counts as hung."""

@@ -21,17 +21,27 @@ async def create_topic(bootstrap: str, partitions: int, prefix: str = "bench") -
     return name
 
 
-async def fill(bootstrap: str, topic: str, n: int, partitions: int) -> None:
+def traceparent(i: int, sampled_every: int) -> bytes:
+    """A W3C traceparent: a trace per event, one in `sampled_every` sampled (flags 01)."""
+    return b"00-%032x-%016x-%s" % (i + 1, i + 1, b"01" if i % sampled_every == 0 else b"00")
+
+
+async def fill(
+    bootstrap: str, topic: str, n: int, partitions: int, traced_every: int | None = None
+) -> None:
     """Events 0..n-1, round-robin over the partitions (`partitions` 1: all on partition 0),
-    each with the `Event-Type` header."""
+    each with the `Event-Type` header, and a `traceparent` if `traced_every` is given."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     try:
         pending = []
         for i in range(n):
+            headers = HEADERS
+            if traced_every is not None:
+                headers = [*HEADERS, ("traceparent", traceparent(i, traced_every))]
             pending.append(
                 await producer.send(
-                    topic, order_bytes(i), partition=i % partitions, headers=HEADERS
+                    topic, order_bytes(i), partition=i % partitions, headers=headers
                 )
             )
             if len(pending) >= 5000:
@@ -42,10 +52,16 @@ async def fill(bootstrap: str, topic: str, n: int, partitions: int) -> None:
         await producer.stop()
 
 
-async def orders_topic(bootstrap: str, n: int, partitions: int, filled: int | None = None) -> str:
+async def orders_topic(
+    bootstrap: str,
+    n: int,
+    partitions: int,
+    filled: int | None = None,
+    traced_every: int | None = None,
+) -> str:
     """A topic of `partitions` partitions; the events go to the first `filled` of them (all)."""
     topic = await create_topic(bootstrap, partitions)
-    await fill(bootstrap, topic, n, filled or partitions)
+    await fill(bootstrap, topic, n, filled or partitions, traced_every)
     return topic
 
 

@@ -45,6 +45,10 @@ def test_smoke_run_handles_every_event_exactly_once(bootstrap: str, tmp_path: Pa
     (lagging_round,) = result["lagging"]["rounds"]
     for run in lagging_round.values():
         assert run["exact"] and run["committed"] == run["n"]
+    (observed_round,) = result["observability"]["rounds"]
+    assert set(observed_round) == {"evkafka-pydantic", "evkafka-observed-sdk"}
+    for run in observed_round.values():
+        assert run["exact"] and run["committed"] == run["n"]
     (produce_round,) = result["produce"]["rounds"]
     for run in produce_round.values():
         assert run["exact"] and run["delivered"] == run["n"] + 100

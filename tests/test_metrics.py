@@ -221,6 +221,28 @@ async def _unrouted(message: Message) -> None:
     message.event_type = (message.header("Event-Type") or b"").decode()
 
 
+#: One str object per type, as the event-type conventions hand them out.
+TYPES = {b"A": "A", b"B": "B"}
+
+
+async def _typed(message: Message) -> None:
+    message.event_type = TYPES[message.header("Event-Type") or b""]
+    message.endpoint = _Endpoint()  # type: ignore[assignment]
+
+
+async def test_interleaved_topics_and_event_types_each_count_in_their_own_series() -> None:
+    metrics = Metrics()
+    layer = MetricsMiddleware(_typed, metrics=metrics)
+    sequence = [("orders", "A"), ("orders", "A"), ("orders", "B"), ("refunds", "A"), ("orders", "A")]
+    for offset, (topic, event_type) in enumerate(sequence):
+        headers = (("Event-Type", event_type.encode()),)
+        await layer(Message(topic, 0, offset, None, b"{}", headers, 0, consumer_name="c"))
+    handled = "evkafka_messages_handled_total"
+    assert value(metrics, handled, **inbound("A")) == 3
+    assert value(metrics, handled, **inbound("B")) == 1
+    assert value(metrics, handled, consumer="c", topic="refunds", event_type="A") == 1
+
+
 async def test_publish_layer_counts_sends_and_delivery_failures() -> None:
     metrics = Metrics()
     loop = asyncio.get_running_loop()

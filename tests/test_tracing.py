@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.propagate import get_global_textmap
 from opentelemetry.propagators.textmap import TextMapPropagator
@@ -19,6 +20,7 @@ from evkafka.middleware import Middleware
 from evkafka.middleware.publish import build_publish_chain
 from evkafka.middleware.tracing import (
     GETTER,
+    MAX_HEADER_NAMES,
     HeaderGetter,
     HeaderSetter,
     PublishTracingMiddleware,
@@ -402,3 +404,55 @@ def test_an_unsampled_parent_is_recognised_as_the_parsed_context_would_say(
     assert span.unsampled() is unsampled
     parsed = span.get_span_context()
     assert unsampled is (parsed.is_valid and not parsed.trace_flags.sampled)
+
+
+@pytest.mark.parametrize("sdk", [False, True])
+async def test_the_record_context_is_current_only_while_the_record_is_handled(
+    sdk: bool, provider: TracerProvider
+) -> None:
+    seen: list[trace.SpanContext] = []
+
+    async def inner(message: Message) -> None:
+        seen.append(trace.get_current_span().get_span_context())
+
+    layer = TracingMiddleware(inner, tracer_provider=provider if sdk else trace.NoOpTracerProvider())
+    before = otel_context.get_current()
+    for traceparent in (TRACEPARENT, UNSAMPLED):
+        headers = (("traceparent", traceparent.encode()),)
+        await layer(Message("orders", 0, 0, None, b"{}", headers, 0))
+        assert otel_context.get_current() is before
+    assert [c.trace_id for c in seen] == [TRACE_ID, TRACE_ID]
+    assert [c.trace_flags.sampled for c in seen] == [True, False]
+
+
+async def test_the_record_context_is_restored_when_the_inner_layer_raises() -> None:
+    async def failing(message: Message) -> None:
+        raise RuntimeError("boom")
+
+    layer = TracingMiddleware(failing, tracer_provider=trace.NoOpTracerProvider())
+    before = otel_context.get_current()
+    headers = (("traceparent", TRACEPARENT.encode()),)
+    with pytest.raises(RuntimeError):
+        await layer(Message("orders", 0, 0, None, b"{}", headers, 0))
+    assert otel_context.get_current() is before
+
+
+def test_header_names_are_matched_whatever_their_case_and_remembered() -> None:
+    layer = TracingMiddleware(_noop)
+    for name in ("traceparent", "TraceParent", "TRACEPARENT"):
+        context = layer.extract((("Event-Type", b"E"), (name, TRACEPARENT.encode())))
+        assert trace.get_current_span(context).get_span_context().trace_id == TRACE_ID
+    assert layer._names == {
+        "Event-Type": "",
+        "traceparent": "traceparent",
+        "TraceParent": "traceparent",
+        "TRACEPARENT": "traceparent",
+    }
+
+
+def test_header_names_remembered_are_bounded() -> None:
+    layer = TracingMiddleware(_noop)
+    for i in range(MAX_HEADER_NAMES + 50):
+        layer.extract(((f"x-{i}", b"1"),))
+    assert len(layer._names) == MAX_HEADER_NAMES
+    assert trace.get_current_span(layer.extract((("x-9999", b"1"),))) is trace.INVALID_SPAN

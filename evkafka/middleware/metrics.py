@@ -265,6 +265,10 @@ class MetricsMiddleware:
         self.consumer: str | None = None
         #: topic -> event type -> counts of this layer's consumer (the per-message lookup).
         self._counts: dict[str, dict[str | None, InboundCounts]] = {}
+        #: The series the last message counted in, and its topic and event type.
+        self._last = InboundCounts(0)
+        self._last_topic: str | None = None
+        self._last_type: str | None = None
         metrics._inbound_layers.add(self)
 
     async def __call__(self, message: Message) -> None:
@@ -281,10 +285,12 @@ class MetricsMiddleware:
             raise
         elapsed = perf_counter() - start
         self.in_flight -= 1
-        by_type = self._counts.get(message.topic)
-        counts = None if by_type is None else by_type.get(message.event_type)
-        if counts is None:
-            counts = self._lookup(message)
+        # The series of the last message first (identity: the event type conventions and
+        # aiokafka hand out the same str objects), then the per-topic lookup.
+        if message.event_type is self._last_type and message.topic is self._last_topic:
+            counts = self._last
+        else:
+            counts = self._find(message)
         if message.attempt == 1:
             counts.received += 1
         if message.endpoint is None:
@@ -293,6 +299,14 @@ class MetricsMiddleware:
         counts.handled += 1
         counts.buckets[bisect_left(self.bounds, elapsed)] += 1
         counts.duration_sum += elapsed
+
+    def _find(self, message: Message) -> InboundCounts:
+        by_type = self._counts.get(message.topic)
+        counts = None if by_type is None else by_type.get(message.event_type)
+        if counts is None:
+            return self._lookup(message)
+        self._last, self._last_topic, self._last_type = counts, message.topic, message.event_type
+        return counts
 
     def _lookup(self, message: Message) -> InboundCounts:
         """The shared counts for `message`, remembered here when it is this layer's consumer."""

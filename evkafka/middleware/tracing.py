@@ -19,6 +19,8 @@ is parsed only when something needs it (a child span, an injection into an outgo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from evkafka.message import Headers, Message
@@ -93,17 +95,36 @@ class HeaderSetter(Setter[OutHeaders]):
 W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
 #: A version-00 traceparent exactly as W3C writes it (anything else takes the generic path).
 _TRACEPARENT_V00 = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+#: A version-00 traceparent with valid (non-zero) ids and the sampled flag off.
+_UNSAMPLED_V00 = re.compile(rb"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f][02468ace]")
+#: Distinct header names a layer remembers the lowercased field of.
+MAX_HEADER_NAMES = 256
 
 #: The two trace-flags values senders write, built once.
 _FLAGS = {b"00": TraceFlags(0), b"01": TraceFlags(1)}
-#: An all-zero (invalid) trace or span id, sliced to length.
-_ZEROS = b"0" * 32
 
 GETTER = HeaderGetter()
 #: The empty context: a record without trace context starts a new trace, never a child of
 #: whatever span happened to be current where the consumer was started.
 ROOT = Context()
 SETTER = HeaderSetter()
+
+
+def _span_key() -> str | None:
+    """The context key OpenTelemetry keeps the current span under, learned through its API."""
+    keys = list(trace.set_span_in_context(trace.INVALID_SPAN, Context()))
+    return keys[0] if len(keys) == 1 else None
+
+
+_SPAN_KEY = _span_key()
+
+
+def _context_of(span: trace.Span) -> Context:
+    """A context holding only `span` (what `set_span_in_context(span, ROOT)` returns, built
+    in one step: the layer does this for every record)."""
+    if _SPAN_KEY is None:  # pragma: no cover - an OpenTelemetry API that stores more
+        return trace.set_span_in_context(span, ROOT)
+    return Context({_SPAN_KEY: span})
 
 
 def _tracer(provider: TracerProvider | None) -> trace.Tracer:
@@ -142,12 +163,10 @@ class RemoteParent(NonRecordingSpan):
     def unsampled(self) -> bool:
         """Whether this is a valid parent with the sampled flag off, without building its
         context when the traceparent is a plain version-00 one."""
-        match = None if self._traceparent is None else _TRACEPARENT_V00.fullmatch(self._traceparent)
-        if match is None:
-            context = self.get_span_context()
-            return context.is_valid and not context.trace_flags.sampled
-        flags = _FLAGS.get(match[3]) or TraceFlags(int(match[3], 16))
-        return not flags.sampled and match[1] != _ZEROS[:32] and match[2] != _ZEROS[:16]
+        if self._traceparent is not None and _UNSAMPLED_V00.fullmatch(self._traceparent):
+            return True
+        context = self.get_span_context()
+        return context.is_valid and not context.trace_flags.sampled
 
     def _parse(self, traceparent: bytes) -> SpanContext:
         match = _TRACEPARENT_V00.fullmatch(traceparent)
@@ -157,8 +176,32 @@ class RemoteParent(NonRecordingSpan):
         trace_id, span_id = int(match[1], 16), int(match[2], 16)
         if not trace_id or not span_id:
             return INVALID_SPAN_CONTEXT
-        flags = _FLAGS.get(match[3]) or TraceFlags(int(match[3], 16))
+        flags = _FLAGS.get(match[3])
+        if flags is None:
+            flags = TraceFlags(int(match[3], 16))
         return SpanContext(trace_id, span_id, True, flags)
+
+
+Attach = Callable[[Context], Token[Context]]
+Detach = Callable[[Token[Context]], Any]
+
+
+def _context_switch() -> tuple[Attach, Detach]:
+    """(attach, detach) for making a context current around each record.
+
+    With OpenTelemetry's default runtime context (a ContextVar) these are the variable's own
+    `set` and `reset`, what `context.attach`/`detach` call through two Python frames each;
+    with any other runtime context, the API functions themselves.
+    """
+    try:
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    except ImportError:  # pragma: no cover - an API without the contextvars runtime
+        return otel_context.attach, otel_context.detach
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(var, ContextVar):
+        return var.set, var.reset
+    return otel_context.attach, otel_context.detach  # pragma: no cover - another runtime
 
 
 def _unsampled(span: trace.Span) -> bool:
@@ -217,9 +260,14 @@ class TracingMiddleware:
         #: Only W3C trace context and baggage are read: a lone traceparent may be parsed here.
         self.w3c = "traceparent" in self.fields and self.fields <= W3C_FIELDS
         self.recording = _has_sdk(tracer_provider)
+        #: No span is ever started: records only get their context made current.
+        self.quiet = not self.recording
         #: The sampler drops every span whose parent is not sampled (the SDK default,
         #: ParentBased): such a record gets no span at all, only its context made current.
         self.drops_unsampled = self.recording and _drops_unsampled_parents(tracer_provider)
+        #: Header name as sent -> the propagation field it is (lowercased), "" for none.
+        self._names: dict[str, str] = {}
+        self._attach, self._detach = _context_switch()
 
     def extract(self, headers: Headers) -> Context:
         """The context the headers carry; an empty one (a new trace) when they carry none.
@@ -227,28 +275,56 @@ class TracingMiddleware:
         A lone W3C `traceparent` (the common case) becomes a `RemoteParent`, parsed only when
         something asks for it; anything else goes through the propagator.
         """
-        fields = self.fields
+        found = self._read(headers)
+        return found if isinstance(found, Context) else self._remote(found, headers)
+
+    def _read(self, headers: Headers) -> Context | bytes:
+        """The context the headers carry, or the value of a lone traceparent still to parse."""
+        names = self._names
         traceparent = None
         for name, value in headers:
-            lowered = name.lower()
-            if lowered in fields:
-                if traceparent is not None or lowered != "traceparent" or not self.w3c:
+            field = names.get(name)
+            if field is None:
+                field = self._learn(name)
+            if field:
+                if traceparent is not None or field != "traceparent" or not self.w3c:
                     return self.propagator.extract(headers, ROOT, GETTER)
                 traceparent = value
-        if traceparent is None:
-            return ROOT
-        return trace.set_span_in_context(RemoteParent(traceparent, headers, self.propagator), ROOT)
+        return ROOT if traceparent is None else traceparent
+
+    def _learn(self, name: str) -> str:
+        lowered = name.lower()
+        field = lowered if lowered in self.fields else ""
+        if len(self._names) < MAX_HEADER_NAMES:
+            self._names[name] = field
+        return field
+
+    def _remote(self, traceparent: bytes, headers: Headers) -> Context:
+        return _context_of(RemoteParent(traceparent, headers, self.propagator))
 
     async def __call__(self, message: Message) -> None:
-        parent = self.extract(message.headers) if message.headers else ROOT
-        if not self.recording or (
-            self.drops_unsampled and _unsampled(trace.get_current_span(parent))
-        ):
-            token = otel_context.attach(parent)
+        headers = message.headers
+        found = self._read(headers) if headers else ROOT
+        if isinstance(found, bytes):
+            parent = _context_of(RemoteParent(found, headers, self.propagator))
+            # A plain unsampled traceparent: the sampler would drop the span; decided
+            # without parsing the parent.
+            bare = self.quiet or (
+                self.drops_unsampled and _UNSAMPLED_V00.fullmatch(found) is not None
+            )
+        else:
+            parent = found
+            bare = self.quiet or (
+                self.drops_unsampled
+                and parent is not ROOT
+                and _unsampled(trace.get_current_span(parent))
+            )
+        if bare:
+            token = self._attach(parent)
             try:
                 await self.app(message)
             finally:
-                otel_context.detach(token)
+                self._detach(token)
             return
         attributes: dict[str, Any] = {
             SYSTEM: "kafka",
@@ -274,14 +350,14 @@ class TracingMiddleware:
             kind=SpanKind.CONSUMER,
             attributes=attributes,
         )
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        token = self._attach(trace.set_span_in_context(span, parent))
         try:
             await self.app(message)
         except Exception as exc:
             _record_failure(span, exc)
             raise
         finally:
-            otel_context.detach(token)
+            self._detach(token)
             if message.event_type is not None:
                 span.set_attribute(EVENT_TYPE, message.event_type)
             span.end()
