@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -46,6 +46,24 @@ def _best_us(runs: list[Callable[[], None]], n: int, repeats: int) -> list[float
     return [b / n * 1e6 for b in best]
 
 
+def through_worker(
+    handler: Handler, middleware: list[Any] | None, records: list[Any], done: asyncio.Event
+) -> Callable[[], Awaitable[None]]:
+    """A coroutine function: a fresh partition worker of an unstarted consumer handles
+    `records` as the fetch loop hands them over, until `done` is set."""
+    settings = consumer_settings({"topics": ["orders"], "bootstrap_servers": "unused:9092"})
+    consumer = Consumer("bench", settings, lambda c: build_chain(handler, middleware, c), {})
+
+    async def run() -> None:
+        worker = consumer.workers[TP] = PartitionWorker(consumer, TP)
+        worker.feed(records)
+        await done.wait()
+        worker.stop()
+        await worker.task
+
+    return run
+
+
 def measure_type(payload_type: Any, n: int, repeats: int) -> dict[str, float]:
     handler = Handler()
     handled = 0
@@ -59,23 +77,18 @@ def measure_type(payload_type: Any, n: int, repeats: int) -> dict[str, float]:
 
     endpoint.__annotations__["event"] = payload_type
     handler.event(EVENT_TYPE)(endpoint)
-    settings = consumer_settings({"topics": ["orders"], "bootstrap_servers": "unused:9092"})
-    consumer = Consumer("bench", settings, lambda c: build_chain(handler, None, c), {})
     headers = tuple(HEADERS)
     records = [
         ConsumerRecord("orders", 0, i, 0, 0, None, PAYLOAD, None, 0, len(PAYLOAD), headers)
         for i in range(n)
     ]
+    run = through_worker(handler, None, records, done)
 
-    async def through_worker() -> None:
+    async def by_worker() -> None:
         nonlocal handled
         handled = 0
         done.clear()
-        worker = consumer.workers[TP] = PartitionWorker(consumer, TP)
-        worker.feed(records)
-        await done.wait()
-        worker.stop()
-        await worker.task
+        await run()
 
     decode = JSON.decoder(payload_type)
     wanted = EVENT_TYPE.encode()
@@ -94,7 +107,7 @@ def measure_type(payload_type: Any, n: int, repeats: int) -> dict[str, float]:
     try:
         chain_us, hand_us = _best_us(
             [
-                lambda: loop.run_until_complete(through_worker()),
+                lambda: loop.run_until_complete(by_worker()),
                 lambda: loop.run_until_complete(by_hand()),
             ],
             n,

@@ -14,23 +14,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from opentelemetry.sdk.trace import TracerProvider
 
 from bench import spans
+from bench.chain_overhead import through_worker
 from bench.topics import traceparent
 from bench.workload import Order, order_bytes
 from evkafka import Handler
-from evkafka.config import consumer_settings
-from evkafka.consumer import Consumer, PartitionWorker
 from evkafka.middleware import Middleware
 from evkafka.middleware.metrics import Metrics
 from evkafka.middleware.tracing import TracingMiddleware
-from evkafka.stack import build_chain
 
 PAYLOAD = order_bytes(123456)
-TP = TopicPartition("orders", 0)
 
 
 def headers(i: int, every: int) -> list[tuple[str, bytes]]:
@@ -92,26 +88,21 @@ def worker_run(middleware: list[Middleware] | None, n: int, every: int) -> Calla
         if handled == n:
             done.set()
 
-    settings = consumer_settings({"topics": ["orders"], "bootstrap_servers": "unused:9092"})
-    consumer = Consumer("bench", settings, lambda c: build_chain(handler, middleware, c), {})
     records = [
         ConsumerRecord(
             "orders", 0, i, 0, 0, b"k", PAYLOAD, None, 1, len(PAYLOAD), tuple(headers(i, every))
         )
         for i in range(n)
     ]
+    run = through_worker(handler, middleware, records, done)
 
-    async def run() -> None:
+    async def measured() -> None:
         nonlocal handled
         handled = 0
         done.clear()
-        worker = consumer.workers[TP] = PartitionWorker(consumer, TP)
-        worker.feed(records)
-        await done.wait()
-        worker.stop()
-        await worker.task
+        await run()
 
-    return run
+    return measured
 
 
 def in_process(n: int, rounds: int) -> None:
