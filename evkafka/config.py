@@ -57,6 +57,7 @@ class ConsumerConfig(BrokerConfig, total=False):
     session_timeout_ms: int
     heartbeat_interval_ms: int
     max_poll_records: int
+    consumer_timeout_ms: int
     exclude_internal_topics: bool
     isolation_level: Literal["read_uncommitted", "read_committed"]
     client_rack: str

@@ -40,6 +40,8 @@ SLICE = 256
 
 #: The broker's longest wait on a fetch request while a partition is paused (see `_pace_fetches`).
 PAUSED_FETCH_WAIT_MS = 10
+#: aiokafka's fetch routine's longest sleep while a backlog is worked through (see `_pace_fetches`).
+BACKLOG_FETCHER_TIMEOUT_S = 0.01
 
 
 class PartitionWorker:
@@ -232,8 +234,11 @@ class Consumer:
         self.commit_failures = 0
         self._on_failure = on_failure
         self._kafka: AIOKafkaConsumer | None = None
-        #: aiokafka's configured fetch wait, kept while `_pace_fetches` shortens it.
-        self._fetch_wait_ms: int | None = None
+        #: aiokafka's configured fetch wait and fetch-routine timeout, kept while
+        #: `_pace_fetches` shortens them.
+        self._fetch_defaults: tuple[int, float] | None = None
+        #: A partition was paused since the consumer last found nothing to fetch.
+        self._backlog = False
         self._stopping = False
         self._fetch_task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
@@ -313,6 +318,8 @@ class Consumer:
                 # the others have records there to fetch. Backpressure is `pause()`.
                 batches = await kafka.getmany(timeout_ms=100)
                 self.last_poll = time.monotonic()
+                if not batches and self._backlog:
+                    self._caught_up()
                 for tp, records in batches.items():
                     worker = workers.get(tp)
                     if worker is None:
@@ -339,24 +346,42 @@ class Consumer:
         self._pace_fetches()
 
     def _pace_fetches(self) -> None:
-        """Shorten the broker's wait on fetch requests while any partition is paused.
+        """Shorten aiokafka's waits while a backlog is worked through (a partition paused).
 
         aiokafka has one fetch request in flight per broker. While a partition is paused the
         request carries only the others; if they are caught up, the broker holds it for
         `fetch_max_wait_ms` (500 ms by default), and the paused partition, once resumed,
         waits behind it with records to fetch: one lagging partition beside caught-up ones
-        ran 4-5x slower. aiokafka reads the wait from its fetcher for each request; without
-        that attribute (another aiokafka version) nothing changes but the speed.
+        ran 4-5x slower. So the fetch wait drops to 10 ms while anything is paused.
+        Separately, aiokafka's fetch routine can miss a resume that coincides with a fetch
+        response and then sleeps its `consumer_timeout_ms` (200 ms) before fetching the
+        resumed partition; that sleep drops to 10 ms until the consumer has caught up.
+        Both are read from aiokafka's fetcher for each request; without those attributes
+        (another aiokafka version) nothing changes but the speed.
         """
         fetcher = getattr(self._kafka, "_fetcher", None)
         if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
             return
-        if self._fetch_wait_ms is None:
-            self._fetch_wait_ms = fetcher._fetch_max_wait_ms
-        wait = self._fetch_wait_ms
+        if self._fetch_defaults is None:
+            self._fetch_defaults = (
+                fetcher._fetch_max_wait_ms,
+                getattr(fetcher, "_fetcher_timeout", BACKLOG_FETCHER_TIMEOUT_S),
+            )
+        wait, sleep = self._fetch_defaults
         if any(w.paused for w in self.workers.values()):
+            self._backlog = True
             wait = min(wait, PAUSED_FETCH_WAIT_MS)
+        if self._backlog:
+            sleep = min(sleep, BACKLOG_FETCHER_TIMEOUT_S)
         fetcher._fetch_max_wait_ms = wait
+        if hasattr(fetcher, "_fetcher_timeout"):
+            fetcher._fetcher_timeout = sleep
+
+    def _caught_up(self) -> None:
+        """A fetch found nothing: unless a partition is paused, the backlog is over."""
+        if not any(w.paused for w in self.workers.values()):
+            self._backlog = False
+            self._pace_fetches()
 
     async def release(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop the workers of revoked partitions, let in-flight work end, commit it."""

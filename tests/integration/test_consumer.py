@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from evkafka import ErrorPolicy, EVKafkaApp, Handler, Request
-from evkafka.consumer import PartitionWorker
+from evkafka.consumer import Consumer, PartitionWorker
 from tests.brokerkit import committed, consumer_config, create_topic, event, produce, unique
 
 
@@ -207,6 +207,69 @@ async def test_a_paused_partition_does_not_wait_behind_caught_up_ones(bootstrap:
     started = loop.time()
     await run_until(app, done, timeout=90)
     assert loop.time() - started < 8
+
+
+async def test_fetch_waits_are_short_while_a_backlog_is_worked_through_and_restored_after(
+    bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backlog on partition 0 of 4, a small buffer: the partition pauses and resumes
+    # many times. While it does, aiokafka's broker wait and fetch-routine sleep are short
+    # (a resume must not wait behind a held request or a missed wake-up); once the
+    # consumer has caught up, both are back to the configured values.
+    topic = await create_topic(bootstrap, partitions=4)
+    n = 3000
+    await produce(bootstrap, topic, [event(b'{"i": %d}' % i) for i in range(n)])
+    app = EVKafkaApp()
+    #: (partition 0 paused, broker wait ms, fetch-routine sleep s) as records are handled.
+    seen: list[tuple[bool, int, float]] = []
+    done, caught_up = asyncio.Event(), asyncio.Event()
+    real_caught_up = Consumer._caught_up
+
+    def watched(consumer: Consumer) -> None:
+        real_caught_up(consumer)
+        if not consumer._backlog:
+            caught_up.set()
+
+    monkeypatch.setattr(Consumer, "_caught_up", watched)
+    handler = Handler()
+
+    @handler.event("E")
+    async def on_e(payload: dict) -> None:
+        consumer = app._running[0]
+        fetcher = consumer._kafka._fetcher
+        worker = next(iter(consumer.workers.values()))
+        seen.append((worker.paused, fetcher._fetch_max_wait_ms, fetcher._fetcher_timeout))
+        if payload["i"] == n - 1:
+            done.set()
+
+    app.add_consumer(
+        consumer_config(
+            bootstrap,
+            topic,
+            partition_buffer_size=100,
+            fetch_max_wait_ms=2000,
+            consumer_timeout_ms=3000,
+            max_partition_fetch_bytes=4096,
+            fetch_max_bytes=4096,
+        ),
+        handler,
+    )
+    await app.start()
+    try:
+        async with asyncio.timeout(60):
+            await done.wait()
+            assert any(paused for paused, _, _ in seen)
+            assert all((wait, sleep) == (10, 0.01) for paused, wait, sleep in seen if paused)
+            # After a resume, until the backlog is done, the routine still wakes up quickly.
+            assert any(sleep == 0.01 for paused, _, sleep in seen if not paused)
+            consumer = app._running[0]
+            if consumer._backlog:  # until a fetch finds nothing
+                caught_up.clear()
+                await caught_up.wait()
+            fetcher = consumer._kafka._fetcher
+            assert (fetcher._fetch_max_wait_ms, fetcher._fetcher_timeout) == (2000, 3.0)
+    finally:
+        await app.stop()
 
 
 async def test_unreachable_broker_fails_within_the_startup_timeout() -> None:
