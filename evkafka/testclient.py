@@ -75,6 +75,8 @@ class RecordingProducer(EVKafkaProducer):
 
     def __init__(self, config: ProducerConfig, sent: list[Outgoing], **options: Any) -> None:
         super().__init__(config, **options)
+        #: Every event goes through the send layer to `_send`, which records it.
+        self._direct = False
         self.sent = sent
         self._offsets: dict[tuple[str, int], int] = {}
 
@@ -85,7 +87,7 @@ class RecordingProducer(EVKafkaProducer):
         return self._record(outgoing)
 
     async def _record(self, outgoing: Outgoing) -> asyncio.Future[Any]:
-        check_sendable(outgoing)
+        check_sendable(outgoing.event_type, outgoing.value, outgoing.key)
         partition = outgoing.partition or 0
         offset = self._offsets.get((outgoing.topic, partition), 0)
         self._offsets[(outgoing.topic, partition)] = offset + 1

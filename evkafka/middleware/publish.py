@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from evkafka.codec import Codec
 from evkafka.conventions import EventTypeConvention
-from evkafka.outgoing import Outgoing
+from evkafka.outgoing import Outgoing, OutHeaders
 
 if TYPE_CHECKING:
     from evkafka.middleware import Middleware
@@ -47,18 +47,26 @@ class SendLayer:
         self.encode = codec.encode
         self.write = convention.write
 
-    def prepare(self, outgoing: Outgoing) -> None:
-        """Encode the payload (unless a layer set `value`) and write the event type."""
-        value = outgoing.value
-        if value is None and outgoing.payload is not None:
+    def wire(
+        self, event_type: str, payload: Any, value: bytes | None, headers: OutHeaders
+    ) -> bytes | None:
+        """The value to send: `value` if a layer set one, else the encoded payload, with
+        the event type written by the convention (into `headers`, or into the value)."""
+        if value is None and payload is not None:
             try:
-                value = self.encode(outgoing.payload)
+                value = self.encode(payload)
             except (TypeError, ValueError, NotImplementedError) as exc:
                 raise TypeError(
-                    f"cannot encode the payload of event {outgoing.event_type!r} "
-                    f"({type(outgoing.payload).__name__}): {exc}"
+                    f"cannot encode the payload of event {event_type!r} "
+                    f"({type(payload).__name__}): {exc}"
                 ) from exc
-        outgoing.value = self.write(outgoing.event_type, value, outgoing.headers)
+        return self.write(event_type, value, headers)
+
+    def prepare(self, outgoing: Outgoing) -> None:
+        """Encode the payload (unless a layer set `value`) and write the event type."""
+        outgoing.value = self.wire(
+            outgoing.event_type, outgoing.payload, outgoing.value, outgoing.headers
+        )
 
     async def __call__(self, outgoing: Outgoing) -> None:
         self.prepare(outgoing)

@@ -277,6 +277,48 @@ async def test_value_over_max_request_size_fails_in_both_forms(bootstrap: str) -
     assert record.value == b"small"
 
 
+class PassThrough:
+    """A publish layer that changes nothing: the producer takes its layered path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, outgoing: Outgoing) -> None:
+        await self.app(outgoing)
+
+
+@pytest.mark.parametrize("layered", [False, True], ids=["direct", "layered"])
+async def test_send_event_checks_and_writes_the_same_with_or_without_publish_middleware(
+    bootstrap: str, layered: bool
+) -> None:
+    topic = await create_topic(bootstrap, partitions=2)
+    middleware = [Middleware(PassThrough)] if layered else None
+    config = {"bootstrap_servers": bootstrap, "topic": topic}
+    async with EVKafkaProducer(config, middleware=middleware) as producer:  # type: ignore[arg-type]
+        assert producer._direct is not layered
+        with pytest.raises(ValueError, match="tombstone"):
+            await producer.send_event(None, "Deleted")
+        with pytest.raises(TypeError, match=r"cannot encode the payload of event 'E' \(object\)"):
+            await producer.send_event(object(), "E")
+        with pytest.raises(ValueError, match="partition must be a non-negative int"):
+            await producer.send_event({}, "E", partition=-1)
+        with pytest.raises(TypeError, match="event_type must be a non-empty str"):
+            await producer.send_event({}, "")
+        with pytest.raises(DeliveryError, match="has no partition 5"):
+            await producer.send_event({}, "E", partition=5)
+        await producer.send_event(None, "Deleted", key="k1", partition=0)
+        await producer.send_event(
+            {"a": 1}, "E", key=b"k2", headers={"h": "v"}, partition=1, timestamp_ms=5
+        )
+    records = sorted(await read_all(bootstrap, topic, 2), key=lambda r: r.partition)
+    fields = [(r.partition, r.key, r.value, list(r.headers)) for r in records]
+    assert fields == [
+        (0, b"k1", None, [("Event-Type", b"Deleted")]),
+        (1, b"k2", b'{"a":1}', [("h", b"v"), ("Event-Type", b"E")]),
+    ]
+    assert records[1].timestamp == 5
+
+
 async def test_unknown_partition_is_a_delivery_error(bootstrap: str) -> None:
     topic = await create_topic(bootstrap, partitions=2)
     async with EVKafkaProducer({"bootstrap_servers": bootstrap, "topic": topic}) as producer:
