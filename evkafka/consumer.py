@@ -359,14 +359,11 @@ class Consumer:
         Both are read from aiokafka's fetcher for each request; without those attributes
         (another aiokafka version) nothing changes but the speed.
         """
-        fetcher = getattr(self._kafka, "_fetcher", None)
-        if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+        fetcher: Any = getattr(self._kafka, "_fetcher", None)
+        if not (hasattr(fetcher, "_fetch_max_wait_ms") and hasattr(fetcher, "_fetcher_timeout")):
             return
         if self._fetch_defaults is None:
-            self._fetch_defaults = (
-                fetcher._fetch_max_wait_ms,
-                getattr(fetcher, "_fetcher_timeout", BACKLOG_FETCHER_TIMEOUT_S),
-            )
+            self._fetch_defaults = (fetcher._fetch_max_wait_ms, fetcher._fetcher_timeout)
         wait, sleep = self._fetch_defaults
         if any(w.paused for w in self.workers.values()):
             self._backlog = True
@@ -374,8 +371,7 @@ class Consumer:
         if self._backlog:
             sleep = min(sleep, BACKLOG_FETCHER_TIMEOUT_S)
         fetcher._fetch_max_wait_ms = wait
-        if hasattr(fetcher, "_fetcher_timeout"):
-            fetcher._fetcher_timeout = sleep
+        fetcher._fetcher_timeout = sleep
 
     def _caught_up(self) -> None:
         """A fetch found nothing: unless a partition is paused, the backlog is over."""

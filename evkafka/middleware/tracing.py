@@ -306,7 +306,7 @@ class TracingMiddleware:
         headers = message.headers
         found = self._read(headers) if headers else ROOT
         if isinstance(found, bytes):
-            parent = _context_of(RemoteParent(found, headers, self.propagator))
+            parent = self._remote(found, headers)
             # A plain unsampled traceparent: the sampler would drop the span; decided
             # without parsing the parent.
             bare = self.quiet or (
