@@ -7,6 +7,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -19,7 +20,7 @@ from evkafka.message import Message
 from evkafka.middleware.commit import CommitMiddleware
 from evkafka.middleware.errors import ErrorPolicyMiddleware
 from evkafka.offsets import OffsetTracker
-from evkafka.types import MessageApp
+from evkafka.types import MessageApp, TimedLayer
 
 logger = logging.getLogger("evkafka.consumer")
 
@@ -127,12 +128,13 @@ class PartitionWorker:
             )
             c.fail(exc)
 
-    def _steps(self) -> tuple[MessageApp, Recover, bool, bool]:
-        """(inner app, recover, mark before, mark after) for handling one record.
+    def _steps(self) -> tuple[MessageApp, Recover, bool, bool, TimedLayer | None]:
+        """(inner app, recover, mark before, mark after, timed layer) for handling a record.
 
         The commit and error-policy layers `build_chain` puts outermost run inline in
-        `_handle`, the same steps as their `__call__` without two coroutines per record.
-        Any other chain is awaited whole and marks offsets through `Consumer.mark_done`.
+        `_handle`, the same steps as their `__call__` without two coroutines per record,
+        and so does a timed layer (metrics) right inside them. Any other chain is awaited
+        whole and marks offsets through `Consumer.mark_done`.
         """
         chain = self.consumer.chain
         policy = getattr(chain, "app", None)
@@ -141,8 +143,14 @@ class PartitionWorker:
             and chain.committer is self.consumer
             and type(policy) is ErrorPolicyMiddleware
         ):
-            return policy.app, policy.recover, chain.pre_commit, not chain.pre_commit
-        return chain, _reraise, False, False
+            inner: Any = policy.app
+            timed: TimedLayer | None = None
+            if getattr(type(inner), "times_inner_layers", False):
+                timed = inner
+                timed.consumer = self.consumer.name
+                inner = timed.app
+            return inner, policy.recover, chain.pre_commit, not chain.pre_commit, timed
+        return chain, _reraise, False, False, None
 
     async def _handle(
         self,
@@ -151,6 +159,7 @@ class PartitionWorker:
         recover: Recover,
         mark_before: bool,
         mark_after: bool,
+        timed: TimedLayer | None,
     ) -> None:
         c = self.consumer
         state, tp, name, group, client = c.state, self.tp, c.name, c.group_id, c.client_id
@@ -177,10 +186,24 @@ class PartitionWorker:
             )
             if mark_before:
                 mark_done(offset)
-            try:
-                await inner(message)
-            except Exception as exc:
-                await recover(message, r.value, exc)
+            if timed is None:
+                try:
+                    await inner(message)
+                except Exception as exc:
+                    await recover(message, r.value, exc)
+            else:  # the timed layer's __call__, inline
+                timed.in_flight += 1
+                start = perf_counter()
+                try:
+                    await inner(message)
+                except Exception as exc:
+                    timed.failed(message, exc, perf_counter() - start)
+                    await recover(message, r.value, exc)
+                except BaseException:
+                    timed.in_flight -= 1
+                    raise
+                else:
+                    timed.finished(message, perf_counter() - start)
             if mark_after:
                 mark_done(offset)
 

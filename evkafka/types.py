@@ -43,3 +43,26 @@ class Committer(Protocol):
     def mark_done(self, message: Message) -> None:
         """The message was handled, skipped or dead-lettered; its offset may be committed."""
         ...
+
+
+class TimedLayer(Protocol):
+    """A processing layer that only counts and times the layers inside it (`app`).
+
+    When it is the outermost processing layer of a consumer's default chain, the partition
+    worker runs `app` itself and reports each attempt here: no coroutine of the layer's own
+    per record. A layer opts in with a class attribute `times_inner_layers = True`.
+    """
+
+    app: MessageApp
+    #: The consumer whose records it sees (its worker sets it before the first one).
+    consumer: str | None
+    #: Records inside the layer now: the runner adds one, `finished`/`failed` take it away.
+    in_flight: int
+
+    def finished(self, message: Message, seconds: float) -> None:
+        """The layers inside returned after `seconds`."""
+        ...
+
+    def failed(self, message: Message, error: Exception, seconds: float) -> None:
+        """The layers inside raised `error` after `seconds`."""
+        ...

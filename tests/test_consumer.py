@@ -14,6 +14,8 @@ from evkafka import ErrorPolicy, Handler
 from evkafka.config import consumer_settings
 from evkafka.consumer import Consumer, PartitionWorker
 from evkafka.message import Message
+from evkafka.middleware import Middleware
+from evkafka.middleware.metrics import Metrics, MetricsMiddleware
 from evkafka.stack import build_chain
 from evkafka.types import MessageApp
 
@@ -31,13 +33,14 @@ def consumer(
     mode: str = "post-commit",
     policy: ErrorPolicy | None = None,
     wrap: Callable[[MessageApp], MessageApp] | None = None,
+    middleware: list[Middleware] | None = None,
 ) -> Consumer:
     settings = consumer_settings(
         {"topics": ["orders"], "bootstrap_servers": "unused:9092", "auto_commit_mode": mode}  # type: ignore[typeddict-item]
     )
 
     def chain(c: Consumer) -> MessageApp:
-        built = build_chain(handler, None, c, mode, policy)  # type: ignore[arg-type]
+        built = build_chain(handler, middleware, c, mode, policy)  # type: ignore[arg-type]
         return wrap(built) if wrap is not None else built
 
     return Consumer("c", settings, chain, {})
@@ -137,3 +140,49 @@ async def test_a_chain_not_built_by_build_chain_is_awaited_whole() -> None:
     assert layers == [7]
     # The commit layer inside marks the offset through the consumer.
     assert worker.tracker.to_commit() == 8
+
+
+async def test_a_timed_layer_first_in_the_stack_runs_inline_and_counts_the_same() -> None:
+    handler, attempts, done, release = Handler(), [], asyncio.Event(), asyncio.Event()
+    held = asyncio.Event()
+
+    @handler.event("E")
+    async def on_e(payload: dict) -> None:
+        attempts.append(payload["n"])
+        if payload["n"] == 1 and attempts.count(1) == 1:
+            raise RuntimeError("once")
+        if payload["n"] == 2:
+            held.set()
+            await release.wait()
+            done.set()
+
+    metrics = Metrics()
+    calls: list[int] = []
+    layer_call = MetricsMiddleware.__call__
+
+    async def spy(self: MetricsMiddleware, message: Message) -> None:
+        calls.append(message.attempt)
+        await layer_call(self, message)
+
+    c = consumer(
+        handler,
+        policy=ErrorPolicy(retries=1, backoff_ms=0, on_failure="skip"),
+        middleware=[metrics.middleware()],
+    )
+    MetricsMiddleware.__call__ = spy  # type: ignore[method-assign]
+    try:
+        worker = c.workers[TP] = PartitionWorker(c, TP)
+        worker.feed([record(i, b'{"n": %d}' % i) for i in range(3)])
+        async with asyncio.timeout(5):
+            await held.wait()
+        assert metrics.in_flight() == {"c": 1}  # the held record, counted by the worker
+        release.set()
+        async with asyncio.timeout(5):
+            await done.wait()
+    finally:
+        MetricsMiddleware.__call__ = layer_call  # type: ignore[method-assign]
+    assert attempts == [0, 1, 1, 2]
+    assert calls == [2]  # only the retry goes through the layer's own __call__
+    [counts] = metrics.inbound.values()
+    assert (counts.received, counts.handled, counts.failed) == (3, 3, {"RuntimeError": 1})
+    assert metrics.in_flight() == {"c": 0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
@@ -15,7 +17,7 @@ from opentelemetry.semconv._incubating.attributes import messaging_attributes as
 from opentelemetry.trace import SpanKind, StatusCode
 
 from evkafka import ErrorPolicy, EVKafkaApp, Handler, Sender, TestClient
-from evkafka.message import Message
+from evkafka.message import Headers, Message
 from evkafka.middleware import Middleware
 from evkafka.middleware.publish import build_publish_chain
 from evkafka.middleware.tracing import (
@@ -187,6 +189,20 @@ async def _noop(message: Message) -> None:
     return None
 
 
+async def context_inside(layer: TracingMiddleware, headers: Headers) -> Context:
+    """The context current inside `layer` while it handles a record with `headers` (in a
+    task of its own, as in a partition worker: the layer leaves the record's context current)."""
+    seen: list[Context] = []
+
+    async def inner(message: Message) -> None:
+        seen.append(otel_context.get_current())
+
+    layer.app = inner
+    await asyncio.ensure_future(layer(Message("orders", 0, 0, None, b"{}", headers, 0)))
+    [context] = seen
+    return context
+
+
 async def test_send_outside_any_span_still_gets_a_trace(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
@@ -276,10 +292,10 @@ def test_getter_reads_header_names_case_insensitively_and_skips_empty_values() -
         (("traceparent", b""),),
     ],
 )
-def test_extraction_matches_the_opentelemetry_propagator(
+async def test_extraction_matches_the_opentelemetry_propagator(
     headers: tuple[tuple[str, bytes], ...],
 ) -> None:
-    ours = TracingMiddleware(_noop).extract(headers)
+    ours = await context_inside(TracingMiddleware(_noop), headers)
     theirs = get_global_textmap().extract(headers, getter=GETTER)
     assert trace.get_current_span(ours).get_span_context() == (
         trace.get_current_span(theirs).get_span_context()
@@ -287,7 +303,7 @@ def test_extraction_matches_the_opentelemetry_propagator(
     assert baggage.get_all(ours) == baggage.get_all(theirs)
 
 
-def test_another_propagator_is_always_asked() -> None:
+async def test_another_propagator_is_always_asked() -> None:
     class OneField(TextMapPropagator):
         def extract(self, carrier, context=None, getter=GETTER):  # type: ignore[no-untyped-def]
             [value] = getter.get(carrier, "x-trace")
@@ -305,9 +321,11 @@ def test_another_propagator_is_always_asked() -> None:
 
     layer = TracingMiddleware(_noop, propagator=OneField())
     assert not layer.w3c
-    context = layer.extract((("traceparent", TRACEPARENT.encode()), ("x-trace", b"77")))
+    headers = (("traceparent", TRACEPARENT.encode()), ("x-trace", b"77"))
+    context = await context_inside(layer, headers)
     assert trace.get_current_span(context).get_span_context().trace_id == 77
-    assert trace.get_current_span(layer.extract((("other", b"1"),))) is trace.INVALID_SPAN
+    context = await context_inside(layer, (("other", b"1"),))
+    assert trace.get_current_span(context) is trace.INVALID_SPAN
 
 
 async def test_a_record_without_context_starts_a_new_trace_even_inside_a_span(
@@ -373,8 +391,9 @@ async def test_a_sampler_that_records_unsampled_parents_still_gets_its_spans(
     assert span.context.trace_id == TRACE_ID
 
 
-def test_a_lone_traceparent_is_parsed_only_when_asked_for() -> None:
-    context = TracingMiddleware(_noop).extract((("traceparent", TRACEPARENT.encode()),))
+async def test_a_lone_traceparent_is_parsed_only_when_asked_for() -> None:
+    headers = (("traceparent", TRACEPARENT.encode()),)
+    context = await context_inside(TracingMiddleware(_noop), headers)
     parent = trace.get_current_span(context)
     assert isinstance(parent, RemoteParent)
     assert parent._traceparent is not None  # not parsed yet
@@ -395,11 +414,11 @@ def test_a_lone_traceparent_is_parsed_only_when_asked_for() -> None:
         ("garbage", False),
     ],
 )
-def test_an_unsampled_parent_is_recognised_as_the_parsed_context_would_say(
+async def test_an_unsampled_parent_is_recognised_as_the_parsed_context_would_say(
     traceparent: str, unsampled: bool
 ) -> None:
     headers = (("traceparent", traceparent.encode()),)
-    span = trace.get_current_span(TracingMiddleware(_noop).extract(headers))
+    span = trace.get_current_span(await context_inside(TracingMiddleware(_noop), headers))
     assert isinstance(span, RemoteParent)
     assert span.unsampled() is unsampled
     parsed = span.get_span_context()
@@ -407,7 +426,7 @@ def test_an_unsampled_parent_is_recognised_as_the_parsed_context_would_say(
 
 
 @pytest.mark.parametrize("sdk", [False, True])
-async def test_the_record_context_is_current_only_while_the_record_is_handled(
+async def test_the_record_context_is_current_while_it_is_handled_and_until_the_next_record(
     sdk: bool, provider: TracerProvider
 ) -> None:
     seen: list[trace.SpanContext] = []
@@ -416,31 +435,58 @@ async def test_the_record_context_is_current_only_while_the_record_is_handled(
         seen.append(trace.get_current_span().get_span_context())
 
     layer = TracingMiddleware(inner, tracer_provider=provider if sdk else trace.NoOpTracerProvider())
+
+    async def worker() -> list[trace.SpanContext]:
+        after = []
+        for headers in (
+            (("traceparent", TRACEPARENT.encode()),),
+            (("traceparent", UNSAMPLED.encode()),),
+            (("Event-Type", b"E"),),  # no trace context: a new trace, not its predecessor's
+        ):
+            await layer(Message("orders", 0, 0, None, b"{}", headers, 0))
+            after.append(trace.get_current_span().get_span_context())
+        return after
+
     before = otel_context.get_current()
-    for traceparent in (TRACEPARENT, UNSAMPLED):
-        headers = (("traceparent", traceparent.encode()),)
-        await layer(Message("orders", 0, 0, None, b"{}", headers, 0))
-        assert otel_context.get_current() is before
-    assert [c.trace_id for c in seen] == [TRACE_ID, TRACE_ID]
-    assert [c.trace_flags.sampled for c in seen] == [True, False]
+    after = await asyncio.create_task(worker())
+    assert otel_context.get_current() is before
+    assert after == seen
+    assert [c.trace_id for c in seen[:2]] == [TRACE_ID, TRACE_ID]
+    assert [c.trace_flags.sampled for c in seen[:2]] == [True, False]
+    assert seen[2].trace_id != TRACE_ID
+    assert seen[2].is_valid is sdk  # the SDK samples a new root; without it, no span at all
 
 
-async def test_the_record_context_is_restored_when_the_inner_layer_raises() -> None:
+async def test_the_record_context_stays_current_when_the_inner_layer_raises() -> None:
     async def failing(message: Message) -> None:
         raise RuntimeError("boom")
 
     layer = TracingMiddleware(failing, tracer_provider=trace.NoOpTracerProvider())
+
+    async def worker() -> int:
+        headers = (("traceparent", TRACEPARENT.encode()),)
+        with pytest.raises(RuntimeError):
+            await layer(Message("orders", 0, 0, None, b"{}", headers, 0))
+        # What the error policy outside sees: its log lines and dead letters join the trace.
+        return trace.get_current_span().get_span_context().trace_id
+
+    assert await asyncio.create_task(worker()) == TRACE_ID
+
+
+async def test_the_test_client_keeps_the_record_context_out_of_the_test(
+    provider: TracerProvider,
+) -> None:
     before = otel_context.get_current()
-    headers = (("traceparent", TRACEPARENT.encode()),)
-    with pytest.raises(RuntimeError):
-        await layer(Message("orders", 0, 0, None, b"{}", headers, 0))
-    assert otel_context.get_current() is before
+    async with TestClient(pong_app(provider)) as client:  # type: ignore[arg-type]
+        await client.send_event("orders", {}, "Ping", headers={"traceparent": TRACEPARENT.encode()})
+        assert otel_context.get_current() is before
+    assert len(client.sent_events("Pong")) == 1
 
 
-def test_header_names_are_matched_whatever_their_case_and_remembered() -> None:
+async def test_header_names_are_matched_whatever_their_case_and_remembered() -> None:
     layer = TracingMiddleware(_noop)
     for name in ("traceparent", "TraceParent", "TRACEPARENT"):
-        context = layer.extract((("Event-Type", b"E"), (name, TRACEPARENT.encode())))
+        context = await context_inside(layer, (("Event-Type", b"E"), (name, TRACEPARENT.encode())))
         assert trace.get_current_span(context).get_span_context().trace_id == TRACE_ID
     assert layer._names == {
         "Event-Type": "",
@@ -450,9 +496,10 @@ def test_header_names_are_matched_whatever_their_case_and_remembered() -> None:
     }
 
 
-def test_header_names_remembered_are_bounded() -> None:
+async def test_header_names_remembered_are_bounded() -> None:
     layer = TracingMiddleware(_noop)
     for i in range(MAX_HEADER_NAMES + 50):
-        layer.extract(((f"x-{i}", b"1"),))
+        await context_inside(layer, ((f"x-{i}", b"1"),))
     assert len(layer._names) == MAX_HEADER_NAMES
-    assert trace.get_current_span(layer.extract((("x-9999", b"1"),))) is trace.INVALID_SPAN
+    context = await context_inside(layer, (("x-9999", b"1"),))
+    assert trace.get_current_span(context) is trace.INVALID_SPAN

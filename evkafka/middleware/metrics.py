@@ -67,32 +67,69 @@ PARTITION_LABELS = ["consumer", "topic", "partition"]
 
 
 class InboundCounts:
-    """What happened to the messages of one (consumer, topic, event type)."""
+    """What happened to the messages of one (consumer, topic, event type).
+
+    A message handled at its first attempt adds to its duration bucket and sum only:
+    `handled` and `received` are derived from the counts the rarer outcomes keep.
+    """
 
     __slots__ = (
+        "bounds",
         "buckets",
         "dead_lettered",
         "discarded",
         "duration_sum",
         "failed",
-        "handled",
-        "received",
+        "failed_first",
+        "failed_timed",
+        "fast",
+        "later",
         "retried",
         "skipped",
     )
 
-    def __init__(self, bucket_count: int) -> None:
-        self.received = 0
-        self.handled = 0
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        #: Timed attempts no longer than the first bucket bound (the common case).
+        self.fast = 0
+        #: Other timed attempts by bucket: one count per bound, the last one for +Inf.
+        self.buckets = [0] * (len(bounds) + 1)
+        self.duration_sum = 0.0
         self.skipped = 0
+        #: Handled or skipped at a later attempt than the first (after a retry).
+        self.later = 0
+        #: Failed attempts by exception class name; those at a first attempt; those timed.
+        self.failed: dict[str, int] = {}
+        self.failed_first = 0
+        self.failed_timed = 0
         self.retried = 0
         self.dead_lettered = 0
         self.discarded = 0
-        #: Failed attempts by exception class name.
-        self.failed: dict[str, int] = {}
-        #: Duration histogram: one count per bucket bound, the last one for +Inf.
-        self.buckets = [0] * (bucket_count + 1)
-        self.duration_sum = 0.0
+
+    def time(self, elapsed: float) -> None:
+        """Count an attempt of `elapsed` seconds in the histogram."""
+        if elapsed <= self.bounds[0]:
+            self.fast += 1
+        else:
+            self.buckets[bisect_left(self.bounds, elapsed)] += 1
+        self.duration_sum += elapsed
+
+    def cumulative(self) -> list[int]:
+        """The histogram's cumulative bucket counts, the last one for +Inf."""
+        counts, running = [], self.fast
+        for count in self.buckets:
+            running += count
+            counts.append(running)
+        return counts
+
+    @property
+    def handled(self) -> int:
+        return self.fast + sum(self.buckets) - self.failed_timed
+
+    @property
+    def received(self) -> int:
+        """Messages at their first attempt: a retried one counts once."""
+        return self.handled + self.skipped - self.later + self.failed_first
 
 
 class OutboundCounts:
@@ -218,7 +255,7 @@ class Metrics:
                     return counts
             else:
                 self._unmatched += 1
-        counts = self.inbound[key] = InboundCounts(len(self.bounds))
+        counts = self.inbound[key] = InboundCounts(self.bounds)
         return counts
 
     def outbound_counts(self, outgoing: Outgoing) -> OutboundCounts:
@@ -245,11 +282,15 @@ class Metrics:
 class MetricsMiddleware:
     """Counts received, handled, skipped and failed messages and times the layers inside.
 
-    Place it in `middleware=[...]`; the error policy outside reports retries, dead-letters
-    and discards to `on_error_event`. Durations cover what is inside this layer (event
-    type, decoding, the endpoint). A retried message is received once, and each failed
-    attempt counts as a failure.
+    Place it in `middleware=[...]`, first: there the partition worker runs it inline (a
+    `TimedLayer`). The error policy outside reports retries, dead-letters and discards to
+    `on_error_event`. Durations cover what is inside this layer (event type, decoding, the
+    endpoint). A retried message is received once, and each failed attempt counts as a
+    failure.
     """
+
+    #: The partition worker may run the layers inside and report to finished/failed.
+    times_inner_layers = True
 
     def __init__(self, app: MessageApp, metrics: Metrics | None = None) -> None:
         if not isinstance(metrics, Metrics):
@@ -260,13 +301,14 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.bounds = metrics.bounds
+        self.first_bound = metrics.bounds[0]
         self.in_flight = 0
         #: The consumer this layer serves, learned from its first message.
         self.consumer: str | None = None
         #: topic -> event type -> counts of this layer's consumer (the per-message lookup).
         self._counts: dict[str, dict[str | None, InboundCounts]] = {}
         #: The series the last message counted in, and its topic and event type.
-        self._last = InboundCounts(0)
+        self._last = InboundCounts(metrics.bounds)
         self._last_topic: str | None = None
         self._last_type: str | None = None
         metrics._inbound_layers.add(self)
@@ -278,12 +320,16 @@ class MetricsMiddleware:
         start = perf_counter()
         try:
             await self.app(message)
-        except BaseException as exc:
-            self.in_flight -= 1
-            if isinstance(exc, Exception):
-                self._failed(message, exc, perf_counter() - start)
+        except Exception as exc:
+            self.failed(message, exc, perf_counter() - start)
             raise
-        elapsed = perf_counter() - start
+        except BaseException:
+            self.in_flight -= 1
+            raise
+        self.finished(message, perf_counter() - start)
+
+    def finished(self, message: Message, seconds: float) -> None:
+        """Count a message the layers inside returned from after `seconds`."""
         self.in_flight -= 1
         # The series of the last message first (identity: the event type conventions and
         # aiokafka hand out the same str objects), then the per-topic lookup.
@@ -291,14 +337,29 @@ class MetricsMiddleware:
             counts = self._last
         else:
             counts = self._find(message)
-        if message.attempt == 1:
-            counts.received += 1
+        if message.attempt != 1:
+            counts.later += 1
         if message.endpoint is None:
             counts.skipped += 1
             return
-        counts.handled += 1
-        counts.buckets[bisect_left(self.bounds, elapsed)] += 1
-        counts.duration_sum += elapsed
+        # InboundCounts.time, inline: this runs for every message.
+        if seconds <= self.first_bound:
+            counts.fast += 1
+        else:
+            counts.buckets[bisect_left(self.bounds, seconds)] += 1
+        counts.duration_sum += seconds
+
+    def failed(self, message: Message, error: Exception, seconds: float) -> None:
+        """Count a failed attempt, by the class of `error`."""
+        self.in_flight -= 1
+        counts = self._lookup(message)
+        if message.attempt == 1:
+            counts.failed_first += 1
+        name = type(error).__name__
+        counts.failed[name] = counts.failed.get(name, 0) + 1
+        if message.endpoint is not None:
+            counts.failed_timed += 1
+            counts.time(seconds)
 
     def _find(self, message: Message) -> InboundCounts:
         by_type = self._counts.get(message.topic)
@@ -319,16 +380,6 @@ class MetricsMiddleware:
             if self.metrics.inbound.get(key) is counts:  # its own series, not the shared OTHER
                 self._counts.setdefault(message.topic, {})[message.event_type] = counts
         return counts
-
-    def _failed(self, message: Message, exc: Exception, elapsed: float) -> None:
-        counts = self._lookup(message)
-        if message.attempt == 1:
-            counts.received += 1
-        name = type(exc).__name__
-        counts.failed[name] = counts.failed.get(name, 0) + 1
-        if message.endpoint is not None:
-            counts.buckets[bisect_left(self.bounds, elapsed)] += 1
-            counts.duration_sum += elapsed
 
     def on_error_event(self, event: ErrorEvent) -> None:
         """Count the error policy's retries, dead-letters and discards (skip)."""
@@ -497,10 +548,7 @@ class _Collector:
             f[4].add_metric(labels, c.retried)
             f[5].add_metric(labels, c.dead_lettered)
             f[6].add_metric(labels, c.discarded)
-            cumulative, running = [], 0
-            for bound, count in zip(bounds, c.buckets, strict=True):
-                running += count
-                cumulative.append((bound, running))
+            cumulative = list(zip(bounds, c.cumulative(), strict=True))
             f[7].add_metric(labels, cumulative, c.duration_sum)
         for consumer, count in self.metrics.in_flight().items():
             f[8].add_metric([consumer], count)

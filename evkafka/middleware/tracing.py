@@ -19,8 +19,8 @@ is parsed only when something needs it (a child span, an injection into an outgo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from contextvars import ContextVar, Token
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from evkafka.message import Headers, Message
@@ -144,14 +144,23 @@ def _has_sdk(provider: TracerProvider | None) -> bool:
 class RemoteParent(NonRecordingSpan):
     """The upstream span a record's `traceparent` names, parsed the first time anything asks
     for it (a publish layer injecting it, the SDK starting a child span): most records never
-    need it, and parsing costs more than the rest of the tracing layer."""
+    need it, and parsing costs more than the rest of the tracing layer.
 
-    def __init__(self, traceparent: bytes, headers: Headers, propagator: TextMapPropagator):
-        # NonRecordingSpan.__init__ only sets _context: set here, one call less per record.
-        self._context = INVALID_SPAN_CONTEXT
-        self._traceparent: bytes | None = traceparent
-        self._headers = headers
-        self._propagator = propagator
+    The tracing layer makes one per record and sets its slots itself: no Python `__init__`.
+    """
+
+    __slots__ = ("_context", "_headers", "_propagator", "_traceparent")
+    if TYPE_CHECKING:
+
+        def __init__(self) -> None: ...
+
+    else:
+        __init__ = object.__init__  # no Python frame per record
+
+    _context: SpanContext
+    _traceparent: bytes | None
+    _headers: Headers
+    _propagator: TextMapPropagator
 
     def get_span_context(self) -> SpanContext:
         if self._traceparent is not None:
@@ -159,6 +168,9 @@ class RemoteParent(NonRecordingSpan):
             self._traceparent = None
             del self._headers, self._propagator
         return self._context
+
+    def __repr__(self) -> str:
+        return f"RemoteParent({self.get_span_context()!r})"
 
     def unsampled(self) -> bool:
         """Whether this is a valid parent with the sampled flag off, without building its
@@ -182,26 +194,19 @@ class RemoteParent(NonRecordingSpan):
         return SpanContext(trace_id, span_id, True, flags)
 
 
-Attach = Callable[[Context], Token[Context]]
-Detach = Callable[[Token[Context]], Any]
-
-
-def _context_switch() -> tuple[Attach, Detach]:
-    """(attach, detach) for making a context current around each record.
-
-    With OpenTelemetry's default runtime context (a ContextVar) these are the variable's own
-    `set` and `reset`, what `context.attach`/`detach` call through two Python frames each;
-    with any other runtime context, the API functions themselves.
-    """
+def _context_setter() -> Callable[[Context], object]:
+    """What makes a context current: with OpenTelemetry's default runtime context (a
+    ContextVar) the variable's own `set`, which `context.attach` calls through two Python
+    frames; with any other runtime context, `attach` itself."""
     try:
         from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
     except ImportError:  # pragma: no cover - an API without the contextvars runtime
-        return otel_context.attach, otel_context.detach
+        return otel_context.attach
     runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
     var = getattr(runtime, "_current_context", None)
     if type(runtime) is ContextVarsRuntimeContext and isinstance(var, ContextVar):
-        return var.set, var.reset
-    return otel_context.attach, otel_context.detach  # pragma: no cover - another runtime
+        return var.set
+    return otel_context.attach  # pragma: no cover - another runtime
 
 
 def _unsampled(span: trace.Span) -> bool:
@@ -244,6 +249,13 @@ class TracingMiddleware:
     `propagator` default to the global ones at the time the chain is built (app start):
     with no SDK installed by then, no spans are started and the layer only makes the
     incoming trace context current, so events produced inside the endpoint carry it on.
+
+    The record's context (its span, or the upstream one) stays current in the partition
+    worker after the layer returns, until the next record replaces it, as OpenTelemetry's
+    kafka-python instrumentation does: the error policy's log lines and dead letters belong
+    to the record's trace, and a record costs no frame of its own here. A record without
+    trace context gets an empty one, never its predecessor's. Put this layer first, so the
+    layers outside it are only evkafka's own.
     """
 
     def __init__(
@@ -267,30 +279,49 @@ class TracingMiddleware:
         self.drops_unsampled = self.recording and _drops_unsampled_parents(tracer_provider)
         #: Header name as sent -> the propagation field it is (lowercased), "" for none.
         self._names: dict[str, str] = {}
-        self._attach, self._detach = _context_switch()
+        self._set = _context_setter()
 
-    def extract(self, headers: Headers) -> Context:
-        """The context the headers carry; an empty one (a new trace) when they carry none.
-
-        A lone W3C `traceparent` (the common case) becomes a `RemoteParent`, parsed only when
-        something asks for it; anything else goes through the propagator.
-        """
-        found = self._read(headers)
-        return found if isinstance(found, Context) else self._remote(found, headers)
-
-    def _read(self, headers: Headers) -> Context | bytes:
-        """The context the headers carry, or the value of a lone traceparent still to parse."""
-        names = self._names
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # A lone W3C traceparent (the common case) becomes a RemoteParent, parsed only when
+        # something asks for it; any other propagation header goes through the propagator.
         traceparent = None
-        for name, value in headers:
+        names = self._names
+        for name, value in message.headers:
             field = names.get(name)
             if field is None:
                 field = self._learn(name)
             if field:
                 if traceparent is not None or field != "traceparent" or not self.w3c:
-                    return self.propagator.extract(headers, ROOT, GETTER)
+                    return self._propagated(message)
                 traceparent = value
-        return ROOT if traceparent is None else traceparent
+        if traceparent is None:
+            parent = ROOT
+            bare = self.quiet
+        else:
+            span = RemoteParent()
+            span._traceparent, span._headers, span._propagator = (
+                traceparent,
+                message.headers,
+                self.propagator,
+            )
+            parent = _context_of(span) if _SPAN_KEY is None else Context({_SPAN_KEY: span})
+            # A plain unsampled traceparent: the sampler would drop the span; decided
+            # without parsing the parent.
+            bare = self.quiet or (
+                self.drops_unsampled and _UNSAMPLED_V00.fullmatch(traceparent) is not None
+            )
+        if bare:
+            self._set(parent)
+            return self.app(message)
+        return self._traced(message, parent)
+
+    def _propagated(self, message: Message) -> Awaitable[None]:
+        """A record whose headers the propagator reads (several fields, or another format)."""
+        parent = self.propagator.extract(message.headers, ROOT, GETTER)
+        if self.quiet or (self.drops_unsampled and _unsampled(trace.get_current_span(parent))):
+            self._set(parent)
+            return self.app(message)
+        return self._traced(message, parent)
 
     def _learn(self, name: str) -> str:
         lowered = name.lower()
@@ -299,33 +330,7 @@ class TracingMiddleware:
             self._names[name] = field
         return field
 
-    def _remote(self, traceparent: bytes, headers: Headers) -> Context:
-        return _context_of(RemoteParent(traceparent, headers, self.propagator))
-
-    async def __call__(self, message: Message) -> None:
-        headers = message.headers
-        found = self._read(headers) if headers else ROOT
-        if isinstance(found, bytes):
-            parent = self._remote(found, headers)
-            # A plain unsampled traceparent: the sampler would drop the span; decided
-            # without parsing the parent.
-            bare = self.quiet or (
-                self.drops_unsampled and _UNSAMPLED_V00.fullmatch(found) is not None
-            )
-        else:
-            parent = found
-            bare = self.quiet or (
-                self.drops_unsampled
-                and parent is not ROOT
-                and _unsampled(trace.get_current_span(parent))
-            )
-        if bare:
-            token = self._attach(parent)
-            try:
-                await self.app(message)
-            finally:
-                self._detach(token)
-            return
+    async def _traced(self, message: Message, parent: Context) -> None:
         attributes: dict[str, Any] = {
             SYSTEM: "kafka",
             OPERATION_TYPE: "process",
@@ -350,14 +355,13 @@ class TracingMiddleware:
             kind=SpanKind.CONSUMER,
             attributes=attributes,
         )
-        token = self._attach(trace.set_span_in_context(span, parent))
+        self._set(trace.set_span_in_context(span, parent))
         try:
             await self.app(message)
         except Exception as exc:
             _record_failure(span, exc)
             raise
         finally:
-            self._detach(token)
             if message.event_type is not None:
                 span.set_attribute(EVENT_TYPE, message.event_type)
             span.end()
