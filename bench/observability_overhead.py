@@ -34,7 +34,10 @@ def headers(i: int, every: int) -> list[tuple[str, bytes]]:
 
 
 def sampled_every(name: str) -> int:
-    """Upstream sampling of a set-up's records: 1 in 100 for the `1%` set-ups, else 1 in 10."""
+    """Upstream sampling of a set-up's records: 1 in 100 for the `1%` set-ups, none for the
+    `0%` ones, else 1 in 10."""
+    if "0%" in name and "10%" not in name:
+        return 10**12
     return 100 if "1%" in name else 10
 
 
@@ -69,6 +72,7 @@ def setups() -> dict[str, Callable[[], list[Middleware] | None]]:
         "tracing, SDK 10%": lambda: [tracing(False)],
         "tracing, SDK all": lambda: [tracing(True)],
         "both, no SDK": lambda: [Metrics().middleware(), Middleware(TracingMiddleware)],
+        "both, SDK 0%": lambda: [Metrics().middleware(), tracing(False)],
         "both, SDK 1%": lambda: [Metrics().middleware(), tracing(False)],
         "both, SDK 10%": lambda: [Metrics().middleware(), tracing(False)],
         "both, SDK all": lambda: [Metrics().middleware(), tracing(True)],

@@ -254,8 +254,8 @@ class TracingMiddleware:
     worker after the layer returns, until the next record replaces it, as OpenTelemetry's
     kafka-python instrumentation does: the error policy's log lines and dead letters belong
     to the record's trace, and a record costs no frame of its own here. A record without
-    trace context gets an empty one, never its predecessor's. Put this layer first, so the
-    layers outside it are only evkafka's own.
+    trace context gets an empty one, never its predecessor's. Put this layer first, or right
+    after the metrics layer: layers outside it see the previous record's context.
     """
 
     def __init__(
