@@ -7,7 +7,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from time import perf_counter
+from time import monotonic
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -169,7 +169,6 @@ class PartitionWorker:
                 break
             offset = r.offset
             self.current = offset
-            self.busy_since = time.monotonic()
             message = Message(
                 r.topic,
                 r.partition,
@@ -184,6 +183,7 @@ class PartitionWorker:
                 client,
                 tp,
             )
+            self.busy_since = started = monotonic()
             if mark_before:
                 mark_done(offset)
             if timed is None:
@@ -191,19 +191,18 @@ class PartitionWorker:
                     await inner(message)
                 except Exception as exc:
                     await recover(message, r.value, exc)
-            else:  # the timed layer's __call__, inline
+            else:  # the timed layer's __call__, inline, timed from busy_since
                 timed.in_flight += 1
-                start = perf_counter()
                 try:
                     await inner(message)
                 except Exception as exc:
-                    timed.failed(message, exc, perf_counter() - start)
+                    timed.failed(message, exc, monotonic() - started)
                     await recover(message, r.value, exc)
                 except BaseException:
                     timed.in_flight -= 1
                     raise
                 else:
-                    timed.finished(message, perf_counter() - start)
+                    timed.finished(message, monotonic() - started)
             if mark_after:
                 mark_done(offset)
 

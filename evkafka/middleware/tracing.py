@@ -149,7 +149,7 @@ class RemoteParent(NonRecordingSpan):
     The tracing layer makes one per record and sets its slots itself: no Python `__init__`.
     """
 
-    __slots__ = ("_context", "_headers", "_propagator", "_traceparent")
+    __slots__ = ("_context", "_propagator", "_traceparent")
     if TYPE_CHECKING:
 
         def __init__(self) -> None: ...
@@ -159,14 +159,13 @@ class RemoteParent(NonRecordingSpan):
 
     _context: SpanContext
     _traceparent: bytes | None
-    _headers: Headers
     _propagator: TextMapPropagator
 
     def get_span_context(self) -> SpanContext:
         if self._traceparent is not None:
             self._context = self._parse(self._traceparent)
             self._traceparent = None
-            del self._headers, self._propagator
+            del self._propagator
         return self._context
 
     def __repr__(self) -> str:
@@ -183,7 +182,9 @@ class RemoteParent(NonRecordingSpan):
     def _parse(self, traceparent: bytes) -> SpanContext:
         match = _TRACEPARENT_V00.fullmatch(traceparent)
         if match is None:  # another version or a malformed value: as the propagator reads it
-            context = self._propagator.extract(self._headers, ROOT, GETTER)
+            # It was the record's only propagation header: the propagator reads the same.
+            carrier = (("traceparent", traceparent),)
+            context = self._propagator.extract(carrier, ROOT, GETTER)
             return trace.get_current_span(context).get_span_context()
         trace_id, span_id = int(match[1], 16), int(match[2], 16)
         if not trace_id or not span_id:
@@ -299,11 +300,7 @@ class TracingMiddleware:
             bare = self.quiet
         else:
             span = RemoteParent()
-            span._traceparent, span._headers, span._propagator = (
-                traceparent,
-                message.headers,
-                self.propagator,
-            )
+            span._traceparent, span._propagator = traceparent, self.propagator
             parent = _context_of(span) if _SPAN_KEY is None else Context({_SPAN_KEY: span})
             # A plain unsampled traceparent: the sampler would drop the span; decided
             # without parsing the parent.
