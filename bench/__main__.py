@@ -122,6 +122,7 @@ def targets(s: Session) -> None:
     observed_rounds = data.get("observability", {}).get("rounds", [])
     for name, label in [
         ("evkafka-observed", "no SDK"),
+        ("evkafka-observed-sdk-off", "SDK, recording nothing"),
         ("evkafka-observed-sdk", "SDK, 1% sampled"),
     ]:
         observed = median(ratios(observed_rounds, name, "evkafka-pydantic", "msgs_per_s"))

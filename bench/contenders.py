@@ -100,8 +100,9 @@ async def _observed(
     tracing: str | None, topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
 ) -> None:
     """The default stack with the metrics layer, and the tracing layer unless `tracing` is
-    None: "api" (no SDK installed, no spans) or "sdk" (the SDK's default ParentBased
-    sampler following the upstream decision, spans exported in batches and dropped)."""
+    None: "api" (no SDK installed, no spans), "sdk" (the SDK's default ParentBased sampler
+    following the upstream decision, spans exported in batches and dropped) or "sdk-off"
+    (the SDK installed, recording nothing)."""
     from evkafka.middleware import Middleware
     from evkafka.middleware.metrics import Metrics
 
@@ -110,10 +111,10 @@ async def _observed(
     if tracing is not None:
         from evkafka.middleware.tracing import TracingMiddleware
 
-        if tracing == "sdk":
+        if tracing in ("sdk", "sdk-off"):
             from bench.spans import sdk_provider
 
-            provider = sdk_provider()
+            provider = sdk_provider(record_none=tracing == "sdk-off")
         middleware.append(Middleware(TracingMiddleware, tracer_provider=provider))
     try:
         await _evkafka(Order, topic, kafka, tally, stop, middleware)
@@ -134,6 +135,14 @@ async def evkafka_observed(
 ) -> None:
     """evkafka-pydantic with metrics and tracing, OpenTelemetry API only (no SDK)."""
     await _observed("api", topic, kafka, tally, stop)
+
+
+async def evkafka_observed_sdk_off(
+    topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
+) -> None:
+    """evkafka-pydantic with metrics and tracing, the OpenTelemetry SDK installed and
+    recording nothing: what the layers cost under an SDK, without the SDK's own spans."""
+    await _observed("sdk-off", topic, kafka, tally, stop)
 
 
 async def evkafka_observed_sdk(
@@ -196,6 +205,7 @@ CONTENDERS: dict[str, tuple[Contender, bool, bool]] = {
 OBSERVED: dict[str, Contender] = {
     "evkafka-metrics": evkafka_metrics,
     "evkafka-observed": evkafka_observed,
+    "evkafka-observed-sdk-off": evkafka_observed_sdk_off,
     "evkafka-observed-sdk": evkafka_observed_sdk,
 }
 

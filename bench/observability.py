@@ -19,6 +19,7 @@ LABELS = {
     PLAIN: "plain stack",
     "evkafka-metrics": "+ metrics",
     "evkafka-observed": "+ metrics + tracing (API, no SDK)",
+    "evkafka-observed-sdk-off": "+ metrics + tracing (SDK, recording nothing)",
     "evkafka-observed-sdk": "+ metrics + tracing (SDK, 1% sampled)",
 }
 #: One event in this many is sampled upstream.
@@ -52,7 +53,8 @@ async def run(s: Session) -> None:
         )
     table.notes.append(
         "Metrics: `Metrics().middleware()`; tracing: `TracingMiddleware`, without an SDK "
-        "(context carried on, no spans) or with the SDK's default ParentBased sampler and a "
-        "batch processor whose exporter drops the spans (their cost, not I/O's)."
+        "(context carried on, no spans), with the SDK installed and a sampler that records "
+        "nothing, or with the SDK's default ParentBased sampler and a batch processor whose "
+        "exporter drops the spans (their cost, not I/O's)."
     )
     s.report.table(table)

@@ -69,6 +69,7 @@ class Session:
             "evkafka-pydantic",
             "evkafka-metrics",
             "evkafka-observed",
+            "evkafka-observed-sdk-off",
             "evkafka-observed-sdk",
         ]
     )

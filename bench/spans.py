@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 
 
 class DropSpans(SpanExporter):
@@ -20,9 +20,15 @@ class DropSpans(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def sdk_provider(record_all: bool = False) -> TracerProvider:
-    """An SDK provider exporting in batches: recording every span, or following the
-    upstream sampling decision in the traceparent (ParentBased, the SDK default)."""
-    provider = TracerProvider(sampler=ALWAYS_ON if record_all else ParentBased(ALWAYS_ON))
+def sdk_provider(record_all: bool = False, record_none: bool = False) -> TracerProvider:
+    """An SDK provider exporting in batches: recording every span, none (the SDK installed,
+    every parent's decision overridden to not sampled), or following the upstream sampling
+    decision in the traceparent (ParentBased, the SDK default)."""
+    sampler: Sampler = ParentBased(ALWAYS_ON)
+    if record_all:
+        sampler = ALWAYS_ON
+    elif record_none:
+        sampler = ParentBased(ALWAYS_OFF, remote_parent_sampled=ALWAYS_OFF)
+    provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(DropSpans(), max_queue_size=65536))
     return provider
