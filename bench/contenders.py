@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from bench.workload import EVENT_TYPE, Order, OrderStruct, Tally
@@ -123,36 +124,6 @@ async def _observed(
             provider.shutdown()
 
 
-async def evkafka_metrics(
-    topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
-) -> None:
-    """evkafka-pydantic with the metrics layer."""
-    await _observed(None, topic, kafka, tally, stop)
-
-
-async def evkafka_observed(
-    topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
-) -> None:
-    """evkafka-pydantic with metrics and tracing, OpenTelemetry API only (no SDK)."""
-    await _observed("api", topic, kafka, tally, stop)
-
-
-async def evkafka_observed_sdk_off(
-    topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
-) -> None:
-    """evkafka-pydantic with metrics and tracing, the OpenTelemetry SDK installed and
-    recording nothing: what the layers cost under an SDK, without the SDK's own spans."""
-    await _observed("sdk-off", topic, kafka, tally, stop)
-
-
-async def evkafka_observed_sdk(
-    topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
-) -> None:
-    """evkafka-pydantic with metrics and tracing, the OpenTelemetry SDK recording the
-    records sampled upstream."""
-    await _observed("sdk", topic, kafka, tally, stop)
-
-
 async def _faststream(
     ack_after: bool, topic: str, kafka: dict[str, Any], tally: Tally, stop: asyncio.Event
 ) -> None:
@@ -201,12 +172,13 @@ CONTENDERS: dict[str, tuple[Contender, bool, bool]] = {
     "faststream-ack": (faststream_ack, True, True),
 }
 
-#: The observability section's contenders, evkafka-pydantic plus its middleware.
+#: The observability section's contenders: evkafka-pydantic plus its middleware, by the
+#: `tracing` modes of `_observed`.
 OBSERVED: dict[str, Contender] = {
-    "evkafka-metrics": evkafka_metrics,
-    "evkafka-observed": evkafka_observed,
-    "evkafka-observed-sdk-off": evkafka_observed_sdk_off,
-    "evkafka-observed-sdk": evkafka_observed_sdk,
+    "evkafka-metrics": partial(_observed, None),
+    "evkafka-observed": partial(_observed, "api"),
+    "evkafka-observed-sdk-off": partial(_observed, "sdk-off"),
+    "evkafka-observed-sdk": partial(_observed, "sdk"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from opentelemetry import baggage, trace
@@ -159,6 +160,36 @@ async def test_failed_attempts_are_error_spans_one_per_attempt(
         assert span.status.description == "RuntimeError: boom"
         assert [e.name for e in span.events] == ["exception"]
     assert spans[1].attributes is not None and spans[1].attributes["evkafka.attempt"] == 2
+
+
+async def test_the_error_policy_logs_a_failed_record_in_its_trace() -> None:
+    seen: list[int] = []
+
+    class CurrentTrace(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(trace.get_current_span().get_span_context().trace_id)
+
+    handler = Handler()
+
+    @handler.event("Bad")
+    async def bad(payload: dict) -> None:
+        raise RuntimeError("boom")
+
+    app = traced_app(
+        trace.NoOpTracerProvider(),  # type: ignore[arg-type]
+        handler,
+        error_policy=ErrorPolicy(retries=0, on_failure="skip"),
+    )
+    errors = logging.getLogger("evkafka.errors")
+    current = CurrentTrace()
+    errors.addHandler(current)
+    try:
+        async with TestClient(app) as client:
+            headers = {"traceparent": TRACEPARENT.encode()}
+            await client.send_event("orders", {}, "Bad", headers=headers)
+    finally:
+        errors.removeHandler(current)
+    assert seen and set(seen) == {TRACE_ID}
 
 
 async def test_tombstone_is_marked(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:

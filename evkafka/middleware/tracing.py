@@ -253,8 +253,8 @@ class TracingMiddleware:
 
     The record's context (its span, or the upstream one) stays current in the partition
     worker after the layer returns, until the next record replaces it, as OpenTelemetry's
-    kafka-python instrumentation does: the error policy's log lines and dead letters belong
-    to the record's trace, and a record costs no frame of its own here. A record without
+    kafka-python instrumentation does: the error policy's log lines for a failed record run
+    in its trace, and a record costs no frame of its own here. A record without
     trace context gets an empty one, never its predecessor's. Put this layer first, or right
     after the metrics layer: layers outside it see the previous record's context.
     """
