@@ -121,18 +121,21 @@ def targets(s: Session) -> None:
             "yes" if worst <= 5 else "no",
         )
     observed_rounds = data.get("observability", {}).get("rounds", [])
+    observed = median(ratios(observed_rounds, "evkafka-observed", "evkafka-pydantic", "msgs_per_s"))
+    if observed is not None:
+        table.add(
+            "metrics + tracing >= 0.8x plain stack",
+            f"{math.floor(observed * 100) / 100:.2f}x",  # 0.796 reads 0.79x, as judged
+            "yes" if observed >= 0.8 else "no",
+        )
     for name, label in [
-        ("evkafka-observed", "no SDK"),
-        ("evkafka-observed-sdk-off", "SDK, recording nothing"),
-        ("evkafka-observed-sdk", "SDK, 1% sampled"),
+        ("evkafka-observed-sdk-off", "SDK installed, recording nothing"),
+        ("evkafka-observed-sdk", "SDK recording 1%"),
     ]:
-        observed = median(ratios(observed_rounds, name, "evkafka-pydantic", "msgs_per_s"))
-        if observed is not None:
-            table.add(
-                f"metrics + tracing ({label}) >= 0.8x plain stack",
-                f"{math.floor(observed * 100) / 100:.2f}x",  # 0.796 reads 0.79x, as judged
-                "yes" if observed >= 0.8 else "no",
-            )
+        with_sdk = median(ratios(observed_rounds, name, "evkafka-pydantic", "msgs_per_s"))
+        # Reported beside the target, not judged: they add what the SDK spends per record.
+        if with_sdk is not None:
+            table.add(f"  the same, {label}", f"{math.floor(with_sdk * 100) / 100:.2f}x", "-")
     produce_rounds = data.get("produce", {}).get("rounds", [])
     sender = median(
         [
