@@ -46,18 +46,36 @@ def _best_us(runs: list[Callable[[], None]], n: int, repeats: int) -> list[float
     return [b / n * 1e6 for b in best]
 
 
+class Countdown:
+    """Sets `done` when the endpoint has seen the run's last record; reset before each run."""
+
+    def __init__(self, n: int) -> None:
+        self.n = self.left = n
+        self.done = asyncio.Event()
+
+    def hit(self) -> None:
+        self.left -= 1
+        if not self.left:
+            self.done.set()
+
+    def reset(self) -> None:
+        self.left = self.n
+        self.done.clear()
+
+
 def through_worker(
-    handler: Handler, middleware: list[Any] | None, records: list[Any], done: asyncio.Event
+    handler: Handler, middleware: list[Any] | None, records: list[Any], countdown: Countdown
 ) -> Callable[[], Awaitable[None]]:
     """A coroutine function: a fresh partition worker of an unstarted consumer handles
-    `records` as the fetch loop hands them over, until `done` is set."""
+    `records` as the fetch loop hands them over, until the endpoint has counted them all."""
     settings = consumer_settings({"topics": ["orders"], "bootstrap_servers": "unused:9092"})
     consumer = Consumer("bench", settings, lambda c: build_chain(handler, middleware, c), {})
 
     async def run() -> None:
+        countdown.reset()
         worker = consumer.workers[TP] = PartitionWorker(consumer, TP)
         worker.feed(records)
-        await done.wait()
+        await countdown.done.wait()
         worker.stop()
         await worker.task
 
@@ -66,14 +84,11 @@ def through_worker(
 
 def measure_type(payload_type: Any, n: int, repeats: int) -> dict[str, float]:
     handler = Handler()
-    handled = 0
-    done = asyncio.Event()
+    countdown = Countdown(n)
+    hit = countdown.hit
 
     async def endpoint(event: Any) -> None:
-        nonlocal handled
-        handled += 1
-        if handled == n:
-            done.set()
+        hit()
 
     endpoint.__annotations__["event"] = payload_type
     handler.event(EVENT_TYPE)(endpoint)
@@ -82,20 +97,13 @@ def measure_type(payload_type: Any, n: int, repeats: int) -> dict[str, float]:
         ConsumerRecord("orders", 0, i, 0, 0, None, PAYLOAD, None, 0, len(PAYLOAD), headers)
         for i in range(n)
     ]
-    run = through_worker(handler, None, records, done)
-
-    async def by_worker() -> None:
-        nonlocal handled
-        handled = 0
-        done.clear()
-        await run()
+    by_worker = through_worker(handler, None, records, countdown)
 
     decode = JSON.decoder(payload_type)
     wanted = EVENT_TYPE.encode()
 
     async def by_hand() -> None:
-        nonlocal handled
-        handled = 0
+        countdown.reset()
         for r in records:
             for name, value in r.headers:
                 if name == "Event-Type":

@@ -18,7 +18,7 @@ from aiokafka.structs import ConsumerRecord
 from opentelemetry.sdk.trace import TracerProvider
 
 from bench import spans
-from bench.chain_overhead import through_worker
+from bench.chain_overhead import Countdown, through_worker
 from bench.topics import traceparent
 from bench.workload import Order, order_bytes
 from evkafka import Handler
@@ -82,15 +82,12 @@ def setups() -> dict[str, Callable[[], list[Middleware] | None]]:
 def worker_run(middleware: list[Middleware] | None, n: int, every: int) -> Callable[[], Any]:
     """A coroutine function handing `n` records to a fresh partition worker, to the last."""
     handler = Handler()
-    handled = 0
-    done = asyncio.Event()
+    countdown = Countdown(n)
+    hit = countdown.hit
 
     @handler.event("OrderCreated")
     async def on_order(order: Order) -> None:
-        nonlocal handled
-        handled += 1
-        if handled == n:
-            done.set()
+        hit()
 
     records = [
         ConsumerRecord(
@@ -98,15 +95,7 @@ def worker_run(middleware: list[Middleware] | None, n: int, every: int) -> Calla
         )
         for i in range(n)
     ]
-    run = through_worker(handler, middleware, records, done)
-
-    async def measured() -> None:
-        nonlocal handled
-        handled = 0
-        done.clear()
-        await run()
-
-    return measured
+    return through_worker(handler, middleware, records, countdown)
 
 
 def in_process(n: int, rounds: int) -> None:
